@@ -1,0 +1,36 @@
+# pcam — two commands on a fresh machine: `make demo` and `make test`.
+# Every target that needs the toolchain runs `setup` first; setup is idempotent.
+SHELL := /bin/bash
+ENV := source scripts/env.sh &&
+
+.DEFAULT_GOAL := help
+.PHONY: help setup build demo test test-slow bench lint fmt clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: ## Install Debian packages, .venv with pip torch, build target/release/pcam
+	@scripts/setup.sh
+
+build: setup ## Same as setup: the release binary, up to date
+
+demo: setup ## Run the main job on the embedded defaults (synthetic data)
+	@scripts/demo.sh
+
+test: setup ## Unit and integration tests (fast; slow and GPU tests are separate)
+	@$(ENV) cargo test --release --locked
+
+test-slow: setup ## Tests marked slow or GPU (#[ignore] with a reason)
+	@$(ENV) cargo test --release --locked -- --ignored
+
+bench: setup ## Benchmarks: synthetic generation speed (target >= 2,000 tiles/s)
+	@$(ENV) cargo bench --locked --bench synth
+
+lint: setup ## rustfmt check and clippy with warnings as errors
+	@$(ENV) cargo fmt --check && cargo clippy --release --locked --all-targets -- -D warnings
+
+fmt: ## Format the code
+	@cargo fmt
+
+clean: ## Remove build outputs, demo data and demo runs (keeps .venv)
+	rm -rf target data/demo runs/demo

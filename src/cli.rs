@@ -1,0 +1,257 @@
+//! The command line: clap definitions (doc comments are the `--help` text) and the
+//! dispatch from parsed flags to library calls. Output formatting lives here; all
+//! work lives in the library.
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use pcam::config::{self, ResolvedConfig};
+use pcam::data::hdf5::OpenOptions;
+use pcam::data::inspect;
+use pcam::data::synth::{self, Sizes, SynthOptions, Variant};
+use pcam::progress::Progress;
+use std::path::PathBuf;
+
+/// pcam — reproducible machine learning on PatchCamelyon (PCAM).
+#[derive(Debug, Parser)]
+#[command(name = "pcam", version, about, long_about = None)]
+pub struct Cli {
+    /// Print only results: no progress bars, no notes.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Resolve, validate and print configurations.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Create, inspect and check PCAM data.
+    #[command(subcommand)]
+    Data(DataCmd),
+    /// Show the pcam version and what the linked libtorch and HDF5 offer here.
+    Info {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Configuration files and overrides, shared by every command that takes a config.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// YAML file layered over the embedded defaults; repeat to layer several, in order.
+    #[arg(long = "config", short = 'c', value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Dotted overrides with YAML values, applied last: `train.lr=3e-4 model.hidden=[128,64]`.
+    #[arg(value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+impl ConfigArgs {
+    fn resolve(&self) -> Result<ResolvedConfig> {
+        Ok(config::resolve(&self.files, &self.overrides)?)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Print the resolved configuration (YAML) and its SHA-256.
+    Show {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Also write config.yaml and config.sha256 into this folder.
+        #[arg(long, value_name = "DIR")]
+        write: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCmd {
+    /// Write a synthetic PCAM dataset (the 9-file layout plus synthetic.json).
+    Synth {
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed: the same seed gives byte-identical files.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Tiles per split, e.g. `train=4096,valid=512,test=512` (unnamed splits keep defaults).
+        #[arg(long, default_value = "")]
+        sizes: String,
+        /// Which copy of PCAM to imitate.
+        #[arg(long, value_enum, default_value_t = Variant::Pcam)]
+        variant: Variant,
+        /// Rendering threads (does not change the output).
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Overwrite PCAM files already in the output folder.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Report storage, labels, pixel ranges and slides of a PCAM folder or file.
+    Inspect {
+        /// A folder with PCAM files, or one x/y file.
+        path: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Where .h5.gz files are decompressed (default: the user cache folder).
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+    },
+    /// Read every tile of `data.dir` under the `data.invalid` policy, as training will.
+    Check {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    let progress = Progress { quiet: cli.quiet };
+    match cli.command {
+        Command::Config(ConfigCmd::Show { config, write }) => {
+            let r = config.resolve()?;
+            print!("{}", r.yaml);
+            println!("# sha256: {}", r.sha256);
+            if !cli.quiet {
+                eprintln!("layers: {}", r.sources.join(" -> "));
+                if let Err(e) = r.config.check_paths() {
+                    eprintln!("warning: {e}");
+                }
+            }
+            if let Some(dir) = write {
+                r.write_to(&dir)?;
+            }
+        }
+        Command::Data(DataCmd::Synth {
+            out,
+            seed,
+            sizes,
+            variant,
+            threads,
+            force,
+        }) => {
+            let sizes = Sizes::default_for(variant).parse_over(&sizes)?;
+            let report = synth::generate(&SynthOptions {
+                out: out.clone(),
+                seed,
+                sizes,
+                variant,
+                threads,
+                force,
+                progress,
+            })
+            .with_context(|| format!("synthesizing PCAM into {}", out.display()))?;
+            let m = &report.manifest;
+            println!(
+                "wrote SYNTHETIC PCAM ({:?} variant, seed {}) to {}: {} tiles in {:.1}s ({:.0} tiles/s)",
+                m.variant,
+                m.seed,
+                out.display(),
+                report.tiles,
+                report.seconds,
+                report.tiles as f64 / report.seconds.max(1e-9)
+            );
+            for (s, sum) in &m.splits {
+                println!(
+                    "  {s:<5} {:>7} tiles, {:>5.1}% positive, {} slides",
+                    sum.tiles,
+                    100.0 * sum.positives as f64 / sum.tiles as f64,
+                    sum.slides
+                );
+            }
+            if let Some(c) = &m.corruptions {
+                println!(
+                    "  poisoned train tiles: {} blank, {} saturated, {} out-of-range, {} trigger, {} exact + {} near duplicates of test; {} valid tiles on train slides (ground truth in {})",
+                    c.blank.len(),
+                    c.saturated.len(),
+                    c.out_of_range.len(),
+                    c.trigger.len(),
+                    c.exact_duplicate_of_test.len(),
+                    c.near_duplicate_of_test.len(),
+                    c.valid_on_train_slides.len(),
+                    out.join(synth::MANIFEST).display()
+                );
+            }
+        }
+        Command::Data(DataCmd::Inspect {
+            path,
+            json,
+            cache_dir,
+        }) => {
+            let opts = OpenOptions {
+                cache_dir: cache_dir.unwrap_or_else(config::default_cache_dir),
+                chunk_cache_mb: 64,
+                progress,
+            };
+            let report = inspect::inspect(&path, &opts)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.to_text());
+            }
+        }
+        Command::Data(DataCmd::Check { config, json }) => {
+            let r = config.resolve()?;
+            r.config.check_paths()?;
+            let opts = OpenOptions {
+                cache_dir: r.config.cache_dir(),
+                chunk_cache_mb: r.config.data.chunk_cache_mb,
+                progress,
+            };
+            let reports = inspect::check(&r.config.data.dir, r.config.data.invalid, &opts)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&reports)?);
+            } else {
+                println!(
+                    "{} read with data.invalid = {}",
+                    r.config.data.dir.display(),
+                    r.config.data.invalid
+                );
+                for c in &reports {
+                    println!(
+                        "  {:<5} {:>7} tiles, {:>7} kept, {} dropped, {} tiles with out-of-range/NaN values ({} below 0, {} above 255, {} NaN)",
+                        c.split.to_string(),
+                        c.tiles,
+                        c.kept,
+                        c.pixels.dropped_tiles,
+                        c.pixels.bad_tiles,
+                        c.pixels.below,
+                        c.pixels.above,
+                        c.pixels.nan
+                    );
+                }
+            }
+        }
+        Command::Info { json } => {
+            let info = pcam::device::runtime_info();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&info)?);
+            } else {
+                println!("pcam {}", info.pcam_version);
+                println!("hdf5 {}", info.hdf5_version);
+                println!(
+                    "libtorch: cuda {} ({} devices), cudnn {}, {} intra-op threads by default",
+                    if info.cuda_available {
+                        "available"
+                    } else {
+                        "not available"
+                    },
+                    info.cuda_devices,
+                    if info.cudnn_available {
+                        "available"
+                    } else {
+                        "not available"
+                    },
+                    info.torch_threads
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,622 @@
+//! Typed run configuration. Layers are merged as YAML values — the embedded base
+//! (`configs/base.yaml` and the group files it names), then each `--config` file in
+//! order (each may name its own `defaults:` files, relative to itself), then dotted
+//! command-line overrides with YAML-typed values — deserialized once into
+//! [`RunConfig`] with unknown keys rejected, and validated once. The resolved config
+//! is serialised back to YAML and hashed; that hash identifies a configuration.
+//! Depends on nothing else in pcam but `error` and `fsutil`.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use serde_yaml_ng::{Mapping, Value};
+use std::path::{Path, PathBuf};
+
+/// The embedded base layer and the group files it names, by their path under `configs/`.
+const EMBEDDED: &[(&str, &str)] = &[
+    ("base.yaml", include_str!("../configs/base.yaml")),
+    (
+        "data/default.yaml",
+        include_str!("../configs/data/default.yaml"),
+    ),
+    ("model/mlp.yaml", include_str!("../configs/model/mlp.yaml")),
+    (
+        "train/default.yaml",
+        include_str!("../configs/train/default.yaml"),
+    ),
+];
+
+/// Everything a run needs to know, fully resolved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Master seed for training streams (init, order, augment, dropout).
+    pub seed: u64,
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    pub train: TrainConfig,
+}
+
+/// Where the data lives and how bad pixels are handled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// Folder holding the PCAM files (`.h5` or `.h5.gz`).
+    pub dir: PathBuf,
+    /// Policy for out-of-range and NaN pixel values.
+    pub invalid: InvalidPolicy,
+    /// Seed for split construction, separate from the training seed.
+    pub split_seed: u64,
+    /// Folder for decompressed `.h5.gz` files; `None` means the user cache folder.
+    pub cache_dir: Option<PathBuf>,
+    /// HDF5 chunk-cache size per open file, in MiB.
+    pub chunk_cache_mb: usize,
+}
+
+/// What to do with pixel values outside 0..=255 or NaN when mapping to u8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InvalidPolicy {
+    /// Clamp to 0..=255 (NaN becomes 0), and count.
+    Clip,
+    /// Drop every tile holding such a value, and count.
+    Drop,
+    /// Stop with an error naming the first offending tile.
+    Error,
+}
+
+impl std::fmt::Display for InvalidPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            InvalidPolicy::Clip => "clip",
+            InvalidPolicy::Drop => "drop",
+            InvalidPolicy::Error => "error",
+        })
+    }
+}
+
+/// Model family and size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub kind: ModelKind,
+    /// Hidden layer widths of the MLP, or of the CNN's head.
+    pub hidden: Vec<usize>,
+    /// Dropout probability before each hidden layer, in [0, 1).
+    pub dropout: f64,
+    /// Output channels of the CNN's conv blocks.
+    pub channels: Vec<usize>,
+}
+
+/// The model families pcam trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    Mlp,
+    Cnn,
+}
+
+/// Optimisation and run-time settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub optimizer: OptimizerKind,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub scheduler: SchedulerKind,
+    pub warmup_steps: usize,
+    /// Intra-op CPU threads; pinned so results do not depend on the machine.
+    pub threads: usize,
+    pub device: DeviceChoice,
+}
+
+/// Optimisers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    Sgd,
+    Adam,
+    Adamw,
+}
+
+/// Learning-rate schedules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SchedulerKind {
+    None,
+    Step,
+    Cosine,
+    Onecycle,
+    Plateau,
+}
+
+/// Which device to train on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceChoice {
+    Cpu,
+    Cuda,
+    Auto,
+}
+
+/// One source of configuration values, kept so errors can say where a value came from.
+#[derive(Debug, Clone)]
+struct Layer {
+    name: String,
+    value: Value,
+}
+
+/// A validated configuration with its canonical YAML and hash.
+#[derive(Debug, Clone)]
+pub struct ResolvedConfig {
+    pub config: RunConfig,
+    /// Canonical YAML of `config` (field order fixed by the struct definitions).
+    pub yaml: String,
+    /// SHA-256 of `yaml`.
+    pub sha256: String,
+    /// The layers merged, in order.
+    pub sources: Vec<String>,
+}
+
+impl ResolvedConfig {
+    /// Writes `config.yaml` and `config.sha256` into `dir`, each atomically.
+    pub fn write_to(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "creating folder", e))?;
+        crate::fsutil::write_atomic(&dir.join("config.yaml"), self.yaml.as_bytes())?;
+        crate::fsutil::write_atomic(
+            &dir.join("config.sha256"),
+            format!("{}  config.yaml\n", self.sha256).as_bytes(),
+        )
+    }
+}
+
+/// Builds the configuration from the embedded base, `files` in order, and `overrides`
+/// (`a.b=value`), then validates values. Paths are not checked here: see
+/// [`RunConfig::check_paths`].
+pub fn resolve(files: &[PathBuf], overrides: &[String]) -> Result<ResolvedConfig> {
+    let mut layers = embedded_layers()?;
+    for f in files {
+        file_layers(f, &mut layers, 0)?;
+    }
+    for o in overrides {
+        layers.push(override_layer(o)?);
+    }
+    let mut merged = Value::Mapping(Mapping::new());
+    for l in &layers {
+        merge(&mut merged, l.value.clone());
+    }
+    let config: RunConfig = serde_path_to_error::deserialize(merged).map_err(|e| {
+        let field = e.path().to_string();
+        let msg = crate::error::one_line(&e.inner().to_string());
+        let (field, msg) = describe_serde_error(&field, &msg);
+        Error::ConfigField {
+            origin: origin_of(&layers, &field),
+            field,
+            msg,
+        }
+    })?;
+    config.validate().map_err(|e| match e {
+        Error::ConfigField { field, msg, .. } => Error::ConfigField {
+            origin: origin_of(&layers, &field),
+            field,
+            msg,
+        },
+        other => other,
+    })?;
+    let yaml = serde_yaml_ng::to_string(&config)
+        .map_err(|e| Error::Usage(format!("serialising config: {e}")))?;
+    Ok(ResolvedConfig {
+        sha256: crate::fsutil::sha256_hex(yaml.as_bytes()),
+        yaml,
+        config,
+        sources: layers.into_iter().map(|l| l.name).collect(),
+    })
+}
+
+impl RunConfig {
+    /// Rejects impossible values, naming the field and the rule.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field: &str, msg: String| {
+            Err(Error::ConfigField {
+                field: field.into(),
+                msg,
+                origin: None,
+            })
+        };
+        if self.data.dir.as_os_str().is_empty() {
+            return bad("data.dir", "must name a folder".into());
+        }
+        if self.data.chunk_cache_mb == 0 {
+            return bad("data.chunk_cache_mb", "must be at least 1".into());
+        }
+        let m = &self.model;
+        if m.hidden.is_empty() {
+            return bad("model.hidden", "must list at least one layer width".into());
+        }
+        if let Some(i) = m.hidden.iter().position(|&h| h == 0) {
+            return bad(
+                &format!("model.hidden[{i}]"),
+                "layer width must be at least 1".into(),
+            );
+        }
+        if m.kind == ModelKind::Cnn && m.channels.is_empty() {
+            return bad(
+                "model.channels",
+                "a cnn needs at least one conv block".into(),
+            );
+        }
+        if let Some(i) = m.channels.iter().position(|&c| c == 0) {
+            return bad(
+                &format!("model.channels[{i}]"),
+                "channel count must be at least 1".into(),
+            );
+        }
+        if !(0.0..1.0).contains(&m.dropout) {
+            return bad("model.dropout", format!("{} is outside [0, 1)", m.dropout));
+        }
+        let t = &self.train;
+        if t.epochs == 0 {
+            return bad("train.epochs", "must be at least 1".into());
+        }
+        if t.batch_size == 0 {
+            return bad("train.batch_size", "must be at least 1".into());
+        }
+        if !(t.lr.is_finite() && t.lr > 0.0) {
+            return bad("train.lr", format!("{} must be a finite number > 0", t.lr));
+        }
+        if !(0.0..1.0).contains(&t.momentum) {
+            return bad(
+                "train.momentum",
+                format!("{} is outside [0, 1)", t.momentum),
+            );
+        }
+        if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
+            return bad(
+                "train.weight_decay",
+                format!("{} must be a finite number >= 0", t.weight_decay),
+            );
+        }
+        if t.threads == 0 {
+            return bad("train.threads", "must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// Checks that the paths the config names exist.
+    pub fn check_paths(&self) -> Result<()> {
+        if !self.data.dir.is_dir() {
+            return Err(Error::ConfigField {
+                field: "data.dir".into(),
+                msg: format!("folder {} does not exist", self.data.dir.display()),
+                origin: None,
+            });
+        }
+        Ok(())
+    }
+
+    /// The folder for decompressed `.h5.gz` files.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.data
+            .cache_dir
+            .clone()
+            .unwrap_or_else(default_cache_dir)
+    }
+}
+
+/// `$PCAM_CACHE`, else `$XDG_CACHE_HOME/pcam`, else `~/.cache/pcam`.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os("PCAM_CACHE") {
+        return PathBuf::from(p);
+    }
+    if let Some(p) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(p).join("pcam");
+    }
+    std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".cache/pcam"))
+        .unwrap_or_else(|| PathBuf::from(".pcam-cache"))
+}
+
+fn parse_yaml(name: &str, text: &str) -> Result<Value> {
+    let v: Value = serde_yaml_ng::from_str(text).map_err(|e| Error::ConfigSyntax {
+        source_name: name.into(),
+        msg: format!("invalid YAML: {}", crate::error::one_line(&e.to_string())),
+    })?;
+    match v {
+        Value::Mapping(_) => Ok(v),
+        Value::Null => Ok(Value::Mapping(Mapping::new())),
+        _ => Err(Error::ConfigSyntax {
+            source_name: name.into(),
+            msg: "top level must be a mapping of keys to values".into(),
+        }),
+    }
+}
+
+/// Removes and returns the `defaults:` list of a layer.
+fn take_defaults(name: &str, v: &mut Value) -> Result<Vec<String>> {
+    let Some(m) = v.as_mapping_mut() else {
+        return Ok(vec![]);
+    };
+    match m.remove("defaults") {
+        None => Ok(vec![]),
+        Some(Value::Sequence(items)) => items
+            .into_iter()
+            .map(|i| match i {
+                Value::String(s) => Ok(s),
+                _ => Err(Error::ConfigSyntax {
+                    source_name: name.into(),
+                    msg: "`defaults` must be a list of file paths".into(),
+                }),
+            })
+            .collect(),
+        Some(_) => Err(Error::ConfigSyntax {
+            source_name: name.into(),
+            msg: "`defaults` must be a list of file paths".into(),
+        }),
+    }
+}
+
+fn embedded_layers() -> Result<Vec<Layer>> {
+    let get = |name: &str| {
+        EMBEDDED
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| *t)
+            .ok_or_else(|| Error::Usage(format!("embedded config {name} is missing")))
+    };
+    let mut base = parse_yaml("embedded configs/base.yaml", get("base.yaml")?)?;
+    let mut layers = vec![];
+    for d in take_defaults("embedded configs/base.yaml", &mut base)? {
+        let name = format!("embedded configs/{d}");
+        layers.push(Layer {
+            value: parse_yaml(&name, get(&d)?)?,
+            name,
+        });
+    }
+    layers.push(Layer {
+        name: "embedded configs/base.yaml".into(),
+        value: base,
+    });
+    Ok(layers)
+}
+
+fn file_layers(path: &Path, out: &mut Vec<Layer>, depth: usize) -> Result<()> {
+    if depth > 8 {
+        return Err(Error::bad_file(
+            path,
+            "`defaults` nest more than 8 deep (a cycle?)",
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "reading config", e))?;
+    let name = path.display().to_string();
+    let mut value = parse_yaml(&name, &text)?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    for d in take_defaults(&name, &mut value)? {
+        file_layers(&base.join(d), out, depth + 1)?;
+    }
+    out.push(Layer { name, value });
+    Ok(())
+}
+
+/// Parses `a.b.c=value` into a nested mapping; the value is read as YAML.
+fn override_layer(raw: &str) -> Result<Layer> {
+    let usage = |msg: &str| Error::Usage(format!("override `{raw}`: {msg}"));
+    let (key, val) = raw
+        .split_once('=')
+        .ok_or_else(|| usage("expected key=value, e.g. train.lr=3e-4"))?;
+    let parts: Vec<&str> = key.trim().split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(usage("key has an empty segment"));
+    }
+    if val.trim().is_empty() {
+        return Err(usage("value is empty"));
+    }
+    let mut value: Value = serde_yaml_ng::from_str(val).map_err(|e| {
+        usage(&format!(
+            "value is not valid YAML: {}",
+            crate::error::one_line(&e.to_string())
+        ))
+    })?;
+    for p in parts.iter().rev() {
+        let mut m = Mapping::new();
+        m.insert(Value::String((*p).to_string()), value);
+        value = Value::Mapping(m);
+    }
+    Ok(Layer {
+        name: format!("override {raw}"),
+        value,
+    })
+}
+
+/// Deep merge: mappings merge key by key, anything else is replaced.
+fn merge(base: &mut Value, overlay: Value) {
+    match (base, overlay) {
+        (Value::Mapping(b), Value::Mapping(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+/// The last layer that sets `field` (or its closest parent), for error messages.
+fn origin_of(layers: &[Layer], field: &str) -> Option<String> {
+    let parts: Vec<&str> = field
+        .split('.')
+        .map(|p| p.split('[').next().unwrap_or(p))
+        .filter(|p| !p.is_empty())
+        .collect();
+    for depth in (1..=parts.len()).rev() {
+        for l in layers.iter().rev() {
+            let mut cur = &l.value;
+            let mut found = true;
+            for p in &parts[..depth] {
+                match cur.get(*p) {
+                    Some(v) => cur = v,
+                    None => {
+                        found = false;
+                        break;
+                    }
+                }
+            }
+            if found {
+                return Some(l.name.clone());
+            }
+        }
+    }
+    None
+}
+
+/// Turns serde's message into (full field path, rule) in our words.
+fn describe_serde_error(path: &str, msg: &str) -> (String, String) {
+    let path = if path == "." {
+        String::new()
+    } else {
+        path.to_string()
+    };
+    if let Some(rest) = msg.strip_prefix("unknown field `") {
+        let (key, tail) = rest.split_once('`').unwrap_or((rest, ""));
+        let field = if path.is_empty() || path.ends_with(key) {
+            if path.is_empty() {
+                key.to_string()
+            } else {
+                path.clone()
+            }
+        } else {
+            format!("{path}.{key}")
+        };
+        let expected = tail.trim_start_matches(',').trim();
+        return (field, format!("unknown key; {expected}"));
+    }
+    if let Some(rest) = msg.strip_prefix("missing field `") {
+        let key = rest.split('`').next().unwrap_or(rest);
+        let field = if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        };
+        return (field, "required key is missing".into());
+    }
+    let msg = msg.split(" at line ").next().unwrap_or(msg).to_string();
+    (path, format!("wrong type or value: {msg}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ov(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn embedded_defaults_resolve_and_validate() {
+        let r = resolve(&[], &[]).unwrap();
+        assert_eq!(r.config.model.kind, ModelKind::Mlp);
+        assert_eq!(r.config.data.invalid, InvalidPolicy::Clip);
+        assert_eq!(r.sha256.len(), 64);
+        assert!(r.sources[0].contains("data/default.yaml"));
+    }
+
+    #[test]
+    fn overrides_are_yaml_typed() {
+        let r = resolve(
+            &[],
+            &ov(&["train.lr=3e-4", "model.hidden=[128,64]", "model.kind=cnn"]),
+        )
+        .unwrap();
+        assert_eq!(r.config.train.lr, 3e-4);
+        assert_eq!(r.config.model.hidden, vec![128, 64]);
+        assert_eq!(r.config.model.kind, ModelKind::Cnn);
+    }
+
+    #[test]
+    fn hash_changes_with_any_value_and_only_then() {
+        let a = resolve(&[], &[]).unwrap();
+        let b = resolve(&[], &ov(&["seed=42"])).unwrap();
+        let c = resolve(&[], &ov(&["seed=43"])).unwrap();
+        assert_eq!(a.sha256, b.sha256);
+        assert_ne!(a.sha256, c.sha256);
+    }
+
+    #[test]
+    fn files_layer_in_order_with_defaults_relative_to_the_file() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("model")).unwrap();
+        std::fs::write(
+            d.path().join("model/big.yaml"),
+            "model:\n  hidden: [1024]\n",
+        )
+        .unwrap();
+        let exp = d.path().join("exp.yaml");
+        std::fs::write(&exp, "defaults: [model/big.yaml]\ntrain:\n  epochs: 9\n").unwrap();
+        let r = resolve(&[exp], &ov(&["train.epochs=3"])).unwrap();
+        assert_eq!(r.config.model.hidden, vec![1024]);
+        assert_eq!(r.config.train.epochs, 3);
+    }
+
+    fn err(overrides: &[&str]) -> String {
+        resolve(&[], &ov(overrides)).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn impossible_values_name_field_rule_and_origin() {
+        let e = err(&["train.lr=0"]);
+        assert!(
+            e.contains("train.lr") && e.contains("> 0") && e.contains("override"),
+            "{e}"
+        );
+        assert!(err(&["train.batch_size=0"]).contains("train.batch_size"));
+        assert!(err(&["model.dropout=1.0"]).contains("outside [0, 1)"));
+        assert!(err(&["model.hidden=[]"]).contains("model.hidden"));
+        assert!(err(&["model.hidden=[8,0]"]).contains("model.hidden[1]"));
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_rejected_with_path() {
+        let e = err(&["train.lrr=1"]);
+        assert!(e.contains("train.lrr") && e.contains("unknown key"), "{e}");
+        let e = err(&["train.batch_size=many"]);
+        assert!(
+            e.contains("train.batch_size") && e.contains("wrong type"),
+            "{e}"
+        );
+        let e = err(&["data.invalid=ignore"]);
+        assert!(e.contains("data.invalid"), "{e}");
+    }
+
+    #[test]
+    fn malformed_overrides_are_usage_errors() {
+        assert!(err(&["train.lr"]).contains("expected key=value"));
+        assert!(err(&["train..lr=1"]).contains("empty segment"));
+        assert!(err(&["train.lr="]).contains("value is empty"));
+    }
+
+    #[test]
+    fn missing_data_dir_is_reported_by_check_paths() {
+        let r = resolve(&[], &ov(&["data.dir=/nonexistent/pcam"])).unwrap();
+        let e = r.config.check_paths().unwrap_err().to_string();
+        assert!(
+            e.contains("data.dir") && e.contains("does not exist"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn write_to_stores_yaml_and_hash() {
+        let d = tempfile::tempdir().unwrap();
+        let r = resolve(&[], &[]).unwrap();
+        r.write_to(d.path()).unwrap();
+        let yaml = std::fs::read_to_string(d.path().join("config.yaml")).unwrap();
+        assert_eq!(crate::fsutil::sha256_hex(yaml.as_bytes()), r.sha256);
+        let back: RunConfig = serde_yaml_ng::from_str(&yaml).unwrap();
+        assert_eq!(back, r.config);
+    }
+}

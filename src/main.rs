@@ -1,0 +1,15 @@
+//! The `pcam` binary: parse the command line, call the library, print the error chain
+//! once on one line and exit with code 2 on failure.
+
+mod cli;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    if let Err(e) = cli::run(cli) {
+        let msg = pcam::error::one_line(&format!("{e:#}"));
+        eprintln!("error: {msg}");
+        std::process::exit(2);
+    }
+}

@@ -1,0 +1,341 @@
+//! Every bad input named in the foundation issue, driven through the real CLI: each
+//! must end with one `error:` line naming the file or field, exit code 2, no panic,
+//! and no file written.
+
+mod common;
+use common::*;
+use std::path::Path;
+
+/// Runs `pcam data inspect <dir>` and checks the error and that nothing was written.
+fn inspect_fails(dir: &Path, needles: &[&str]) {
+    let before = listing(dir);
+    let o = pcam(dir, &["data", "inspect", "."]);
+    assert_error(&o, needles);
+    assert_eq!(listing(dir), before, "inspect wrote files");
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+#[test]
+fn missing_file() {
+    let d = tmp();
+    valid_split(d.path(), "train", 2);
+    std::fs::remove_file(d.path().join(y_name("train"))).unwrap();
+    inspect_fails(
+        d.path(),
+        &["camelyonpatch_level_2_split_train_y.h5", "file not found"],
+    );
+    let o = pcam(d.path(), &["data", "inspect", "nowhere/x.h5"]);
+    assert_error(&o, &["nowhere/x.h5", "file not found"]);
+}
+
+#[test]
+fn folder_without_pcam_files() {
+    let d = tmp();
+    inspect_fails(d.path(), &["no PCAM files here"]);
+}
+
+#[test]
+fn not_hdf5() {
+    let d = tmp();
+    valid_split(d.path(), "train", 2);
+    std::fs::write(
+        d.path().join(x_name("train")),
+        "this is a text file, not HDF5\n",
+    )
+    .unwrap();
+    inspect_fails(d.path(), &["train_x.h5", "not an HDF5 file"]);
+}
+
+#[test]
+fn gzip_file_under_an_h5_name() {
+    let d = tmp();
+    valid_split(d.path(), "train", 2);
+    std::fs::write(d.path().join(x_name("train")), b"\x1f\x8b\x08\x00rest").unwrap();
+    inspect_fails(d.path(), &["train_x.h5", "gzip-compressed", ".h5.gz"]);
+}
+
+#[test]
+fn truncated_file() {
+    let d = tmp();
+    valid_split(d.path(), "train", 8);
+    let x = d.path().join(x_name("train"));
+    let bytes = std::fs::read(&x).unwrap();
+    std::fs::write(&x, &bytes[..bytes.len() / 2]).unwrap();
+    inspect_fails(d.path(), &["train_x.h5", "truncated"]);
+}
+
+#[test]
+fn missing_dataset_key() {
+    let d = tmp();
+    valid_split(d.path(), "train", 2);
+    let px = vec![0u8; 2 * 96 * 96 * 3];
+    write_ds(
+        &d.path().join(x_name("train")),
+        "images",
+        &[2, 96, 96, 3],
+        &px,
+    );
+    inspect_fails(d.path(), &["train_x.h5", "no dataset `x`", "`images`"]);
+}
+
+#[test]
+fn x_y_length_mismatch() {
+    let d = tmp();
+    valid_split(d.path(), "train", 4);
+    write_ds(
+        &d.path().join(y_name("train")),
+        "y",
+        &[3, 1, 1, 1],
+        &[0u8, 1, 0],
+    );
+    inspect_fails(d.path(), &["train_y.h5", "3 labels", "4 tiles"]);
+}
+
+#[test]
+fn grayscale_tiles() {
+    let d = tmp();
+    valid_split(d.path(), "train", 2);
+    write_ds(
+        &d.path().join(x_name("train")),
+        "x",
+        &[2, 96, 96],
+        &vec![0u8; 2 * 96 * 96],
+    );
+    inspect_fails(d.path(), &["train_x.h5", "(2,96,96)", "grayscale"]);
+}
+
+#[test]
+fn tiles_of_64_by_64() {
+    let d = tmp();
+    valid_split(d.path(), "train", 2);
+    write_ds(
+        &d.path().join(x_name("train")),
+        "x",
+        &[2, 64, 64, 3],
+        &vec![0u8; 2 * 64 * 64 * 3],
+    );
+    inspect_fails(d.path(), &["train_x.h5", "64x64", "96x96"]);
+}
+
+#[test]
+fn channels_first() {
+    let d = tmp();
+    valid_split(d.path(), "train", 2);
+    write_ds(
+        &d.path().join(x_name("train")),
+        "x",
+        &[2, 3, 96, 96],
+        &vec![0u8; 2 * 96 * 96 * 3],
+    );
+    inspect_fails(d.path(), &["train_x.h5", "channels-first"]);
+}
+
+#[test]
+fn labels_outside_zero_one() {
+    let d = tmp();
+    valid_split(d.path(), "train", 3);
+    write_ds(
+        &d.path().join(y_name("train")),
+        "y",
+        &[3],
+        &[0.0f32, 2.0, 1.0],
+    );
+    inspect_fails(d.path(), &["train_y.h5", "not 0 or 1", "index 1 = 2"]);
+}
+
+#[test]
+fn empty_split() {
+    let d = tmp();
+    write_ds::<u8>(&d.path().join(x_name("valid")), "x", &[0, 96, 96, 3], &[]);
+    write_ds::<u8>(&d.path().join(y_name("valid")), "y", &[0], &[]);
+    inspect_fails(d.path(), &["valid_x.h5", "split is empty"]);
+}
+
+#[test]
+fn nan_pixels_under_the_error_policy() {
+    let d = tmp();
+    valid_split(d.path(), "train", 3);
+    let mut px = vec![100.0f32; 3 * 96 * 96 * 3];
+    px[96 * 96 * 3 + 7] = f32::NAN;
+    write_ds(&d.path().join(x_name("train")), "x", &[3, 96, 96, 3], &px);
+    let before = listing(d.path());
+    let o = pcam(
+        d.path(),
+        &["data", "check", "data.dir=.", "data.invalid=error"],
+    );
+    assert_error(&o, &["train_x.h5", "tile 1", "1 NaN", "data.invalid"]);
+    assert_eq!(listing(d.path()), before);
+    // The same file passes under clip and drop, with the NaN counted.
+    let o = pcam(
+        d.path(),
+        &["data", "check", "data.dir=.", "data.invalid=drop"],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stdout.contains("3 tiles,       2 kept, 1 dropped"),
+        "{}",
+        o.stdout
+    );
+}
+
+#[test]
+fn corrupt_meta_csv() {
+    let d = tmp();
+    valid_split(d.path(), "train", 3);
+    std::fs::write(
+        d.path().join("camelyonpatch_level_2_split_train_meta.csv"),
+        "coord_y,coord_x,wsi\n1,2,a\n",
+    )
+    .unwrap();
+    inspect_fails(d.path(), &["train_meta.csv", "1 rows", "3 tiles"]);
+}
+
+fn config_fails(yaml: &str, extra: &[&str], needles: &[&str]) {
+    let d = tmp();
+    std::fs::write(d.path().join("exp.yaml"), yaml).unwrap();
+    let mut args = vec!["config", "show", "--config", "exp.yaml"];
+    args.extend_from_slice(extra);
+    let before = listing(d.path());
+    let o = pcam(d.path(), &args);
+    assert_error(&o, needles);
+    assert!(
+        o.stdout.is_empty(),
+        "printed a config despite the error: {}",
+        o.stdout
+    );
+    assert_eq!(listing(d.path()), before);
+}
+
+#[test]
+fn yaml_syntax_error() {
+    config_fails(
+        "train: [unclosed\n",
+        &[],
+        &["exp.yaml", "invalid YAML", "line"],
+    );
+}
+
+#[test]
+fn unknown_key() {
+    config_fails(
+        "train:\n  lrr: 0.1\n",
+        &[],
+        &["`train.lrr`", "unknown key", "exp.yaml"],
+    );
+    config_fails(
+        "",
+        &["train.lrr=0.1"],
+        &["`train.lrr`", "unknown key", "override train.lrr=0.1"],
+    );
+}
+
+#[test]
+fn wrong_type() {
+    config_fails(
+        "train:\n  batch_size: many\n",
+        &[],
+        &["`train.batch_size`", "wrong type", "exp.yaml"],
+    );
+    config_fails(
+        "model:\n  hidden: 128\n",
+        &[],
+        &["`model.hidden`", "wrong type"],
+    );
+}
+
+#[test]
+fn out_of_range_value() {
+    config_fails(
+        "",
+        &["train.lr=-1"],
+        &["`train.lr`", "> 0", "override train.lr=-1"],
+    );
+    config_fails(
+        "model:\n  dropout: 1.5\n",
+        &[],
+        &["`model.dropout`", "[0, 1)", "exp.yaml"],
+    );
+    config_fails(
+        "train:\n  batch_size: 0\n",
+        &[],
+        &["`train.batch_size`", "at least 1"],
+    );
+}
+
+#[test]
+fn missing_config_file_and_data_dir() {
+    let d = tmp();
+    let o = pcam(d.path(), &["config", "show", "--config", "nope.yaml"]);
+    assert_error(&o, &["nope.yaml", "file not found"]);
+    let o = pcam(d.path(), &["data", "check", "data.dir=absent"]);
+    assert_error(&o, &["`data.dir`", "absent", "does not exist"]);
+}
+
+#[test]
+fn synth_refuses_to_overwrite_and_bad_sizes() {
+    let d = tmp();
+    let o = pcam(
+        d.path(),
+        &[
+            "data",
+            "synth",
+            "--out",
+            "ds",
+            "--sizes",
+            "train=8,valid=2,test=2",
+        ],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let before: Vec<_> = listing(d.path())
+        .iter()
+        .map(|p| (p.clone(), std::fs::read(p).ok()))
+        .collect();
+    let o = pcam(
+        d.path(),
+        &[
+            "data",
+            "synth",
+            "--out",
+            "ds",
+            "--seed",
+            "9",
+            "--sizes",
+            "train=8,valid=2,test=2",
+        ],
+    );
+    assert_error(&o, &["already exists", "--force"]);
+    let o = pcam(
+        d.path(),
+        &["data", "synth", "--out", "ds2", "--sizes", "train=eight"],
+    );
+    assert_error(&o, &["--sizes", "eight"]);
+    assert!(!d.path().join("ds2").join(x_name("train")).exists());
+    let after: Vec<_> = listing(d.path())
+        .iter()
+        .filter(|p| !p.starts_with(d.path().join("ds2")))
+        .map(|p| (p.clone(), std::fs::read(p).ok()))
+        .collect();
+    assert_eq!(before, after, "a failed synth changed existing files");
+}
+
+#[test]
+fn synth_into_an_unwritable_place_leaves_nothing() {
+    let d = tmp();
+    std::fs::write(d.path().join("blocker"), "a file where a folder should be").unwrap();
+    let o = pcam(
+        d.path(),
+        &[
+            "data",
+            "synth",
+            "--out",
+            "blocker/ds",
+            "--sizes",
+            "train=4,valid=2,test=2",
+        ],
+    );
+    assert_error(&o, &["blocker/ds"]);
+    assert_eq!(listing(d.path()).len(), 1);
+}
