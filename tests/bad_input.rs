@@ -94,43 +94,29 @@ fn x_y_length_mismatch() {
     inspect_fails(d.path(), &["train_y.h5", "3 labels", "4 tiles"]);
 }
 
+/// Replaces the train x file with zeros of `shape` and expects `needles` in the error.
+fn wrong_x_shape(shape: &[usize], needles: &[&str]) {
+    let d = tmp();
+    valid_split(d.path(), "train", shape[0]);
+    let zeros = vec![0u8; shape.iter().product()];
+    write_ds(&d.path().join(x_name("train")), "x", shape, &zeros);
+    inspect_fails(d.path(), needles);
+}
+
 #[test]
 fn grayscale_tiles() {
-    let d = tmp();
-    valid_split(d.path(), "train", 2);
-    write_ds(
-        &d.path().join(x_name("train")),
-        "x",
-        &[2, 96, 96],
-        &vec![0u8; 2 * 96 * 96],
-    );
-    inspect_fails(d.path(), &["train_x.h5", "(2,96,96)", "grayscale"]);
+    wrong_x_shape(&[2, 96, 96], &["train_x.h5", "(2,96,96)", "grayscale"]);
+    wrong_x_shape(&[2, 96, 96, 1], &["train_x.h5", "(2,96,96,1)", "grayscale"]);
 }
 
 #[test]
 fn tiles_of_64_by_64() {
-    let d = tmp();
-    valid_split(d.path(), "train", 2);
-    write_ds(
-        &d.path().join(x_name("train")),
-        "x",
-        &[2, 64, 64, 3],
-        &vec![0u8; 2 * 64 * 64 * 3],
-    );
-    inspect_fails(d.path(), &["train_x.h5", "64x64", "96x96"]);
+    wrong_x_shape(&[2, 64, 64, 3], &["train_x.h5", "64x64", "96x96"]);
 }
 
 #[test]
 fn channels_first() {
-    let d = tmp();
-    valid_split(d.path(), "train", 2);
-    write_ds(
-        &d.path().join(x_name("train")),
-        "x",
-        &[2, 3, 96, 96],
-        &vec![0u8; 2 * 96 * 96 * 3],
-    );
-    inspect_fails(d.path(), &["train_x.h5", "channels-first"]);
+    wrong_x_shape(&[2, 3, 96, 96], &["train_x.h5", "channels-first"]);
 }
 
 #[test]

@@ -41,6 +41,11 @@ fn hashes(dir: &Path) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The `synthetic.json` ground truth of a generated dataset.
+fn manifest(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("synthetic.json")).unwrap()).unwrap()
+}
+
 fn inspect_json(cwd: &Path, path: &str) -> Value {
     let o = pcam(cwd, &["data", "inspect", path, "--json"]);
     assert_eq!(o.code, 0, "inspect failed: {}", o.stderr);
@@ -113,11 +118,7 @@ fn inspect_reports_float32_uncompressed_course_and_gzip_uint8_pcam() {
     assert!(c["synthetic"].as_str().unwrap().contains("SYNTHETIC"));
 
     // The injected out-of-range tiles are exactly the tiles inspect flags.
-    let manifest: Value = serde_json::from_str(
-        &std::fs::read_to_string(d.path().join("course/synthetic.json")).unwrap(),
-    )
-    .unwrap();
-    let oor = manifest["corruptions"]["out_of_range"]
+    let oor = manifest(&d.path().join("course"))["corruptions"]["out_of_range"]
         .as_array()
         .unwrap()
         .len() as u64;
@@ -162,6 +163,8 @@ fn inspect_accepts_a_single_file_and_gzipped_downloads() {
     assert_eq!(gz["splits"][0]["split"], "valid");
     assert_eq!(gz["splits"][0]["labels"], one["splits"][0]["labels"]);
     assert_eq!(gz["splits"][0]["pixels"], one["splits"][0]["pixels"]);
+    let single = inspect_json(d.path(), &format!("gz/{}.gz", x_name("valid")));
+    assert_eq!(single["splits"][0]["pixels"], one["splits"][0]["pixels"]);
     let cached = listing(&d.path().join(".cache-for-tests"));
     assert_eq!(cached.len(), 2, "{cached:?}");
 }
@@ -170,11 +173,7 @@ fn inspect_accepts_a_single_file_and_gzipped_downloads() {
 fn check_applies_the_pixel_policy_to_the_course_copy() {
     let d = tempfile::tempdir().unwrap();
     synth(d.path(), "course", "5", "course");
-    let manifest: Value = serde_json::from_str(
-        &std::fs::read_to_string(d.path().join("course/synthetic.json")).unwrap(),
-    )
-    .unwrap();
-    let oor = manifest["corruptions"]["out_of_range"]
+    let oor = manifest(&d.path().join("course"))["corruptions"]["out_of_range"]
         .as_array()
         .unwrap()
         .len() as u64;
@@ -216,10 +215,7 @@ fn check_applies_the_pixel_policy_to_the_course_copy() {
 fn course_variant_carries_its_ground_truth() {
     let d = tempfile::tempdir().unwrap();
     synth(d.path(), "course", "6", "course");
-    let m: Value = serde_json::from_str(
-        &std::fs::read_to_string(d.path().join("course/synthetic.json")).unwrap(),
-    )
-    .unwrap();
+    let m = manifest(&d.path().join("course"));
     assert_eq!(m["synthetic"], true);
     let c = &m["corruptions"];
     for k in [

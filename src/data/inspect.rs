@@ -127,7 +127,7 @@ pub fn inspect(path: &Path, opts: &OpenOptions) -> Result<Report> {
         }
     } else {
         dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        let files = files_for(path)?;
+        let files = files_for(path, opts)?;
         let split = Split::open(files, opts)?;
         splits.push(inspect_split(&split, opts)?);
     }
@@ -145,8 +145,10 @@ pub fn inspect(path: &Path, opts: &OpenOptions) -> Result<Report> {
     })
 }
 
-/// The split files belonging to a single file argument.
-fn files_for(path: &Path) -> Result<SplitFiles> {
+/// The split files belonging to a single file argument: its `_x`/`_y` sibling and
+/// `_meta.csv` by the standard naming, or the file itself for both `x` and `y`.
+/// `.h5.gz` arguments and siblings are decompressed into the cache.
+fn files_for(path: &Path, opts: &OpenOptions) -> Result<SplitFiles> {
     if !path.exists() {
         return Err(Error::NotFound {
             path: path.to_path_buf(),
@@ -156,24 +158,28 @@ fn files_for(path: &Path) -> Result<SplitFiles> {
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or_default();
-    let sibling = |from: &str, to: &str| path.with_file_name(name.replacen(from, to, 1));
-    let (x, y) = if name.contains("_x.h5") {
-        (path.to_path_buf(), sibling("_x.h5", "_y.h5"))
-    } else if name.contains("_y.h5") {
-        (sibling("_y.h5", "_x.h5"), path.to_path_buf())
+    let base = name.strip_suffix(".gz").unwrap_or(name);
+    let named = |from: &str, to: &str| path.with_file_name(base.replacen(from, to, 1));
+    let (x, y, meta) = if base.contains("_x.h5") {
+        (
+            named("", ""),
+            named("_x.h5", "_y.h5"),
+            Some(named("_x.h5", "_meta.csv")),
+        )
+    } else if base.contains("_y.h5") {
+        (
+            named("_y.h5", "_x.h5"),
+            named("", ""),
+            Some(named("_y.h5", "_meta.csv")),
+        )
     } else {
-        (path.to_path_buf(), path.to_path_buf())
+        (named("", ""), named("", ""), None)
     };
-    let meta = x.with_file_name(
-        x.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .replacen("_x.h5", "_meta.csv", 1),
-    );
+    let resolve = |p: &Path| super::gz::resolve(p, &opts.cache_dir, opts.progress);
     Ok(SplitFiles {
-        meta: (meta != x && meta.exists()).then_some(meta),
-        x,
-        y,
+        x: resolve(&x)?,
+        y: resolve(&y)?,
+        meta: meta.filter(|m| m.exists()),
     })
 }
 

@@ -308,11 +308,10 @@ pub fn render(kind: Kind, slide: &Slide, rng: &mut ChaCha8Rng, out: &mut [u8]) -
             rng.fill(&mut noise[..]);
         }
         let nz = (noise[i % 64] as f32 - 127.5) * (0.05 / 127.5);
-        for ch in 0..CHANNELS {
+        for (ch, p) in px.iter_mut().enumerate() {
             let od = h[i] * slide.h_od[ch] + e[i] * slide.e_od[ch] + nz;
             let k = ((od * LUT_SCALE) as usize).min(LUT_LEN - 1);
-            let v = slide.background[ch] * lut[k];
-            px[ch] = v.clamp(0.0, 255.0) as u8;
+            *p = (slide.background[ch] * lut[k]).clamp(0.0, 255.0) as u8;
         }
     }
     truth
