@@ -4,7 +4,7 @@ SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 
 .DEFAULT_GOAL := help
-.PHONY: help setup build demo test test-slow bench lint fmt clean
+.PHONY: help setup build demo test test-slow bench lint fmt clean notebooks notebooks-check journal-check
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,6 +22,15 @@ test: setup ## Unit and integration tests (fast; slow and GPU tests are separate
 
 test-slow: setup ## Tests marked slow or GPU (#[ignore] with a reason)
 	@$(ENV) cargo test --release --locked -- --ignored
+
+notebooks: setup ## Install evcxr + Jupyter tools, execute every notebook in place, render journal tables
+	@scripts/notebooks.sh run
+
+notebooks-check: setup ## Execute notebooks into a temp folder; fail on errors or stale assets
+	@scripts/notebooks.sh check
+
+journal-check: setup ## Fail on stale journal tables, missing figures/notebooks, unanswered questions
+	@target/release/pcam journal check
 
 bench: setup ## Benchmarks: synthetic generation speed (target >= 2,000 tiles/s)
 	@$(ENV) cargo bench --locked --bench synth

@@ -5,3 +5,12 @@ export VIRTUAL_ENV="$PCAM_ROOT/.venv"
 export PATH="$VIRTUAL_ENV/bin:$HOME/.cargo/bin:$PATH"
 export LIBTORCH_USE_PYTORCH=1
 export HDF5_USE_FILE_LOCKING=FALSE
+
+# Notebook kernel environment (evcxr): the dynamic loader must find libtorch for the
+# cells' dylibs, and one EVCXR_TMPDIR lets every notebook reuse the compiled crates.
+PCAM_TORCH_LIB="$(ls -d "$VIRTUAL_ENV"/lib/python3*/site-packages/torch/lib 2>/dev/null | head -n 1)"
+export PCAM_TORCH_LIB
+export LD_LIBRARY_PATH="${PCAM_TORCH_LIB}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export EVCXR_TMPDIR="$PCAM_ROOT/target/evcxr"
+export JUPYTER_PATH="$VIRTUAL_ENV/share/jupyter"
+export PCAM_KERNEL=pcam-rust

@@ -9,6 +9,7 @@ use pcam::data::hdf5::OpenOptions;
 use pcam::data::inspect;
 use pcam::data::synth::{self, Sizes, SynthOptions, Variant};
 use pcam::progress::Progress;
+use pcam::report::Assets;
 use std::path::PathBuf;
 
 /// pcam — reproducible machine learning on PatchCamelyon (PCAM).
@@ -30,6 +31,12 @@ pub enum Command {
     /// Create, inspect and check PCAM data.
     #[command(subcommand)]
     Data(DataCmd),
+    /// Export tables and figures to assets/ (the same helpers the notebooks use).
+    #[command(subcommand)]
+    Report(ReportCmd),
+    /// Keep journal.md in step with assets/ and check it is complete.
+    #[command(subcommand)]
+    Journal(JournalCmd),
     /// Show the pcam version and what the linked libtorch and HDF5 offer here.
     Info {
         /// Print JSON instead of text.
@@ -109,6 +116,47 @@ pub enum DataCmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCmd {
+    /// Dataset-size evidence (journal Q2.4): table + bar chart of storage per split.
+    DatasetSize {
+        /// PCAM folders or files to compare (e.g. data/demo/pcam data/demo/course).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Asset name: writes assets/tables/NAME.md and assets/NAME.png.
+        #[arg(long, default_value = "q2_dataset_size")]
+        name: String,
+        /// Assets folder (default: $PCAM_ASSETS_DIR, else assets/ of the project).
+        #[arg(long, value_name = "DIR")]
+        assets: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JournalCmd {
+    /// Refresh the marked table blocks of journal.md from assets/tables/.
+    Render {
+        #[arg(long, default_value = "journal.md")]
+        journal: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        assets: Option<PathBuf>,
+    },
+    /// Fail on stale tables, missing figures or notebooks, and unanswered questions.
+    Check {
+        #[arg(long, default_value = "journal.md")]
+        journal: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        assets: Option<PathBuf>,
+    },
+}
+
+fn assets_or_discover(dir: Option<PathBuf>) -> Result<Assets> {
+    Ok(match dir {
+        Some(d) => Assets::at(d),
+        None => Assets::discover()?,
+    })
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -226,6 +274,62 @@ pub fn run(cli: Cli) -> Result<()> {
                         c.pixels.nan
                     );
                 }
+            }
+        }
+        Command::Report(ReportCmd::DatasetSize {
+            paths,
+            name,
+            assets,
+        }) => {
+            let assets = assets_or_discover(assets)?;
+            let opts = OpenOptions {
+                cache_dir: config::default_cache_dir(),
+                chunk_cache_mb: 64,
+                progress,
+            };
+            let reports = paths
+                .iter()
+                .map(|p| inspect::inspect(p, &opts))
+                .collect::<pcam::Result<Vec<_>>>()?;
+            let table = pcam::report::dataset::size_table(&reports)?.export(&assets, &name)?;
+            let figure = pcam::report::dataset::size_figure(&name, &reports)?.save(&assets)?;
+            println!("wrote {} and {}", table.display(), figure.display());
+        }
+        Command::Journal(JournalCmd::Render { journal, assets }) => {
+            let changed = pcam::journal::render(&journal, &assets_or_discover(assets)?)?;
+            if changed.is_empty() {
+                println!("{}: every table block is up to date", journal.display());
+            } else {
+                println!("{}: refreshed {}", journal.display(), changed.join(", "));
+            }
+        }
+        Command::Journal(JournalCmd::Check { journal, assets }) => {
+            let r = pcam::journal::check(&journal, &assets_or_discover(assets)?)?;
+            let answered = r.questions.iter().filter(|q| q.answered).count();
+            let mut pending: Vec<String> = r
+                .questions
+                .iter()
+                .filter(|q| !q.answered)
+                .filter_map(|q| q.pending_issue.map(|i| format!("{} (issue {i})", q.id)))
+                .collect();
+            pending.dedup();
+            println!(
+                "{}: {answered} of {} sub-questions answered",
+                journal.display(),
+                r.questions.len()
+            );
+            if !pending.is_empty() {
+                println!("  pending, their issues still open: {}", pending.join(", "));
+            }
+            for p in &r.problems {
+                println!("  problem: {p}");
+            }
+            if !r.problems.is_empty() {
+                anyhow::bail!(
+                    "{}: {} problems (listed above)",
+                    journal.display(),
+                    r.problems.len()
+                );
             }
         }
         Command::Info { json } => {

@@ -158,9 +158,61 @@ pub struct ResolvedConfig {
     pub sha256: String,
     /// The layers merged, in order.
     pub sources: Vec<String>,
+    layers: Vec<Layer>,
+}
+
+/// One resolved field and the layer that set it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldSource {
+    /// Dotted path, e.g. `train.lr`.
+    pub key: String,
+    /// The value, as YAML.
+    pub value: String,
+    /// The last layer that set it (embedded file, config file or override).
+    pub layer: String,
 }
 
 impl ResolvedConfig {
+    /// Every leaf field with its value and the layer that set it, in definition order.
+    pub fn fields(&self) -> Vec<FieldSource> {
+        fn walk(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
+            match v {
+                Value::Mapping(m) => {
+                    for (k, child) in m {
+                        let k = k.as_str().unwrap_or_default();
+                        let key = if prefix.is_empty() {
+                            k.to_string()
+                        } else {
+                            format!("{prefix}.{k}")
+                        };
+                        walk(&key, child, out);
+                    }
+                }
+                Value::Sequence(items) => {
+                    let parts: Vec<String> = items.iter().map(scalar).collect();
+                    out.push((prefix.to_string(), format!("[{}]", parts.join(", "))));
+                }
+                other => out.push((prefix.to_string(), scalar(other))),
+            }
+        }
+        fn scalar(v: &Value) -> String {
+            serde_yaml_ng::to_string(v)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        }
+        let value = serde_yaml_ng::to_value(&self.config).unwrap_or(Value::Null);
+        let mut leaves = vec![];
+        walk("", &value, &mut leaves);
+        leaves
+            .into_iter()
+            .map(|(key, value)| FieldSource {
+                layer: origin_of(&self.layers, &key).unwrap_or_default(),
+                key,
+                value,
+            })
+            .collect()
+    }
+
     /// Writes `config.yaml` and `config.sha256` into `dir`, each atomically.
     pub fn write_to(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "creating folder", e))?;
@@ -211,7 +263,8 @@ pub fn resolve(files: &[PathBuf], overrides: &[String]) -> Result<ResolvedConfig
         sha256: crate::fsutil::sha256_hex(yaml.as_bytes()),
         yaml,
         config,
-        sources: layers.into_iter().map(|l| l.name).collect(),
+        sources: layers.iter().map(|l| l.name.clone()).collect(),
+        layers,
     })
 }
 
@@ -393,10 +446,31 @@ fn file_layers(path: &Path, out: &mut Vec<Layer>, depth: usize) -> Result<()> {
     let mut value = parse_yaml(&name, &text)?;
     let base = path.parent().unwrap_or(Path::new("."));
     for d in take_defaults(&name, &mut value)? {
-        file_layers(&base.join(d), out, depth + 1)?;
+        file_layers(&normalize(&base.join(d)), out, depth + 1)?;
     }
     out.push(Layer { name, value });
     Ok(())
+}
+
+/// Removes `.` and `dir/..` segments without touching the filesystem, so layer names
+/// read `configs/model/cnn.yaml` rather than `configs/experiment/../model/cnn.yaml`.
+fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component> = vec![];
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.is_empty() {
+        PathBuf::from(".")
+    } else {
+        out.iter().collect()
+    }
 }
 
 /// Parses `a.b.c=value` into a nested mapping; the value is read as YAML.
@@ -607,6 +681,34 @@ mod tests {
             e.contains("data.dir") && e.contains("does not exist"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn layer_paths_are_normalised() {
+        assert_eq!(
+            normalize(Path::new("configs/experiment/../model/cnn.yaml")),
+            Path::new("configs/model/cnn.yaml")
+        );
+        assert_eq!(normalize(Path::new("./a/../../b")), Path::new("../b"));
+        assert_eq!(normalize(Path::new("a/..")), Path::new("."));
+    }
+
+    #[test]
+    fn fields_name_the_layer_that_set_each_value() {
+        let r = resolve(&[], &ov(&["train.lr=0.01"])).unwrap();
+        let f = r.fields();
+        let lr = f.iter().find(|f| f.key == "train.lr").unwrap();
+        assert_eq!(
+            (lr.value.as_str(), lr.layer.as_str()),
+            ("0.01", "override train.lr=0.01")
+        );
+        let hidden = f.iter().find(|f| f.key == "model.hidden").unwrap();
+        assert_eq!(hidden.value, "[512, 256]");
+        assert_eq!(hidden.layer, "embedded configs/model/mlp.yaml");
+        assert_eq!(f[0].key, "seed");
+        assert!(f
+            .iter()
+            .any(|f| f.key == "data.cache_dir" && f.value == "null"));
     }
 
     #[test]

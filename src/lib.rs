@@ -1,15 +1,31 @@
 //! pcam: reproducible machine learning on PatchCamelyon.
 //!
 //! Data flows one way: [`config`] → [`data`] → model → train → metrics/slicing →
-//! tracking/report. Modules only use modules before them in that flow; [`seed`],
-//! [`error`], [`fsutil`] and [`progress`] are leaves every stage may use.
+//! tracking/[`report`]. Modules only use modules before them in that flow; [`seed`],
+//! [`error`], [`fsutil`] and [`progress`] are leaves every stage may use, and
+//! [`journal`] sits on top of `report`.
 
 pub mod config;
 pub mod data;
 pub mod device;
 pub mod error;
 pub mod fsutil;
+pub mod journal;
 pub mod progress;
+pub mod report;
 pub mod seed;
 
 pub use error::{Error, Result};
+/// Re-exported so notebooks build DataFrames with the same polars pcam renders.
+pub use polars;
+
+/// What a notebook's setup cell imports: `use pcam::prelude::*;`.
+pub mod prelude {
+    pub use crate::config::{self, resolve, ResolvedConfig, RunConfig};
+    pub use crate::data::hdf5::OpenOptions;
+    pub use crate::data::{self, inspect, SplitName};
+    pub use crate::progress::Progress;
+    pub use crate::report::{self, Assets, Figure, Table};
+    pub use polars::df;
+    pub use polars::prelude::{Column, DataFrame, NamedFrom};
+}

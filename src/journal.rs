@@ -1,0 +1,383 @@
+//! `journal.md` wiring. Tables exported by notebooks and commands live in
+//! `assets/tables/<name>.md` and appear in the journal between marker comments
+//! (`<!-- pcam:table NAME -->` … `<!-- /pcam:table -->`); `render` refreshes those
+//! blocks, `check` reports stale blocks, missing figures and notebooks, images outside
+//! `assets/`, and sub-questions without an answer. Questions whose issue is still open
+//! are listed once, in [`PENDING`], and reported rather than failed.
+
+use crate::error::{Error, Result};
+use crate::report::Assets;
+use std::path::{Path, PathBuf};
+
+/// Sub-questions (by id prefix) answered by issues that are still open, with the issue.
+/// Remove an entry when its issue lands and the answer is written.
+pub const PENDING: &[(&str, u32)] = &[
+    ("1", 4),
+    ("2.1", 5),
+    ("2.2", 5),
+    ("2.3", 5),
+    ("2.5", 5),
+    ("4", 4),
+    ("5.1", 7),
+    ("5.2.1", 8),
+    ("5.2.2", 8),
+    ("5.2.3", 8),
+    ("5.2.4", 6),
+    ("5.2.5", 6),
+    ("6", 6),
+    ("7", 10),
+    ("8", 9),
+    ("9", 10),
+];
+
+const OPEN: &str = "<!-- pcam:table ";
+const CLOSE: &str = "<!-- /pcam:table -->";
+
+/// The issue still open for sub-question `id`, if any.
+pub fn pending_issue(id: &str) -> Option<u32> {
+    PENDING
+        .iter()
+        .find(|(p, _)| id == *p || id.starts_with(&format!("{p}.")))
+        .map(|(_, i)| *i)
+}
+
+/// A marked table block in the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Block {
+    name: String,
+    /// Byte range of the content between the markers.
+    content: std::ops::Range<usize>,
+    line: usize,
+}
+
+fn blocks(path: &Path, text: &str) -> Result<Vec<Block>> {
+    let mut out = vec![];
+    let mut pos = 0;
+    while let Some(i) = text[pos..].find(OPEN) {
+        let start = pos + i;
+        let line = text[..start].lines().count() + 1;
+        let head_end = text[start..]
+            .find("-->")
+            .map(|j| start + j + 3)
+            .ok_or_else(|| {
+                Error::bad_file(path, format!("line {line}: unterminated table marker"))
+            })?;
+        let name = text[start + OPEN.len()..head_end - 3].trim().to_string();
+        crate::report::check_name(&name)
+            .map_err(|_| Error::bad_file(path, format!("line {line}: bad table name `{name}`")))?;
+        let close = text[head_end..]
+            .find(CLOSE)
+            .map(|j| head_end + j)
+            .ok_or_else(|| {
+                Error::bad_file(path, format!("line {line}: table `{name}` has no {CLOSE}"))
+            })?;
+        if let Some(nested) = text[head_end..close].find(OPEN) {
+            let l = text[..head_end + nested].lines().count() + 1;
+            return Err(Error::bad_file(
+                path,
+                format!("line {l}: table marker inside table `{name}`"),
+            ));
+        }
+        out.push(Block {
+            name,
+            content: head_end..close,
+            line,
+        });
+        pos = close + CLOSE.len();
+    }
+    Ok(out)
+}
+
+fn block_body(table_md: &str) -> String {
+    format!("\n{}\n", table_md.trim())
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| Error::io(path, "reading", e))
+}
+
+/// Refreshes every marked block of `journal` from `assets`; returns the names changed.
+pub fn render(journal: &Path, assets: &Assets) -> Result<Vec<String>> {
+    let text = read(journal)?;
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    let mut changed = vec![];
+    for b in blocks(journal, &text)? {
+        let table = read(&assets.table_path(&b.name))?;
+        let body = block_body(&table);
+        out.push_str(&text[last..b.content.start]);
+        out.push_str(&body);
+        if text[b.content.clone()] != body {
+            changed.push(b.name.clone());
+        }
+        last = b.content.end;
+    }
+    out.push_str(&text[last..]);
+    if !changed.is_empty() {
+        crate::fsutil::write_atomic(journal, out.as_bytes())?;
+    }
+    Ok(changed)
+}
+
+/// Status of one sub-question.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Question {
+    pub id: String,
+    pub title: String,
+    pub answered: bool,
+    pub pending_issue: Option<u32>,
+}
+
+/// What `check` found.
+#[derive(Debug, Clone, Default)]
+pub struct CheckReport {
+    pub questions: Vec<Question>,
+    /// Failures, one line each.
+    pub problems: Vec<String>,
+}
+
+impl CheckReport {
+    /// Sub-questions that are neither answered nor pending.
+    pub fn unanswered(&self) -> impl Iterator<Item = &Question> {
+        self.questions
+            .iter()
+            .filter(|q| !q.answered && q.pending_issue.is_none())
+    }
+}
+
+/// Checks `journal` against `assets` and the files it links (relative to its folder).
+pub fn check(journal: &Path, assets: &Assets) -> Result<CheckReport> {
+    let text = read(journal)?;
+    let root = journal.parent().unwrap_or(Path::new("."));
+    let mut r = CheckReport::default();
+    for b in blocks(journal, &text)? {
+        let p = assets.table_path(&b.name);
+        match std::fs::read_to_string(&p) {
+            Err(_) => r.problems.push(format!(
+                "line {}: table `{}` has no file {}",
+                b.line,
+                b.name,
+                p.display()
+            )),
+            Ok(t) if text[b.content.clone()] != block_body(&t) => r.problems.push(format!(
+                "line {}: table `{}` is stale: run `pcam journal render`",
+                b.line, b.name
+            )),
+            Ok(_) => {}
+        }
+    }
+    for (line, target, image) in links(&text) {
+        if target.starts_with("http://")
+            || target.starts_with("https://")
+            || target.starts_with('#')
+        {
+            continue;
+        }
+        let path = PathBuf::from(&target);
+        if image && (path.is_absolute() || !target.starts_with("assets/")) {
+            r.problems.push(format!(
+                "line {line}: image {target} is not under assets/ (relative)"
+            ));
+        } else if !root.join(&path).exists() {
+            r.problems
+                .push(format!("line {line}: linked file {target} does not exist"));
+        }
+    }
+    r.questions = questions(&text);
+    let unanswered: Vec<String> = r
+        .unanswered()
+        .map(|q| format!("question {} ({}) has no answer", q.id, q.title))
+        .collect();
+    r.problems.extend(unanswered);
+    Ok(r)
+}
+
+/// Markdown links and images: (line, target, is_image).
+fn links(text: &str) -> Vec<(usize, String, bool)> {
+    let mut out = vec![];
+    for (n, line) in text.lines().enumerate() {
+        let mut rest = line;
+        while let Some(i) = rest.find("](") {
+            let image = rest[..i]
+                .rfind("![")
+                .is_some_and(|j| !rest[j..i].contains(']'));
+            let after = &rest[i + 2..];
+            if let Some(end) = after.find(')') {
+                let target = after[..end]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_string();
+                if !target.is_empty() {
+                    out.push((n + 1, target, image));
+                }
+                rest = &after[end..];
+            } else {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Sub-questions: `### <id> <title>` headings and whether text follows them.
+fn questions(text: &str) -> Vec<Question> {
+    let mut out: Vec<Question> = vec![];
+    let mut body = String::new();
+    let finish = |out: &mut Vec<Question>, body: &mut String| {
+        if let Some(q) = out.last_mut() {
+            q.answered = !strip_comments(body).trim().is_empty();
+        }
+        body.clear();
+    };
+    for line in text.lines() {
+        if let Some(h) = line.strip_prefix("### ") {
+            finish(&mut out, &mut body);
+            let (id, title) = h.trim().split_once(' ').unwrap_or((h.trim(), ""));
+            if id.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+                out.push(Question {
+                    id: id.to_string(),
+                    title: title.to_string(),
+                    answered: false,
+                    pending_issue: pending_issue(id),
+                });
+            }
+        } else if line.starts_with("## ") || line.trim() == "---" {
+            finish(&mut out, &mut body);
+            // Text after a section break belongs to no sub-question.
+            out.push(Question {
+                id: String::new(),
+                title: String::new(),
+                answered: true,
+                pending_issue: None,
+            });
+        } else {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    finish(&mut out, &mut body);
+    out.retain(|q| !q.id.is_empty());
+    out
+}
+
+fn strip_comments(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("<!--") {
+        out.push_str(&rest[..i]);
+        match rest[i..].find("-->") {
+            Some(j) => rest = &rest[i + j + 3..],
+            None => return out,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup(journal: &str, table: Option<&str>) -> (tempfile::TempDir, PathBuf, Assets) {
+        let d = tempfile::tempdir().unwrap();
+        let j = d.path().join("journal.md");
+        std::fs::write(&j, journal).unwrap();
+        let a = Assets::at(d.path().join("assets"));
+        if let Some(t) = table {
+            std::fs::create_dir_all(d.path().join("assets/tables")).unwrap();
+            std::fs::write(a.table_path("t1"), t).unwrap();
+        }
+        (d, j, a)
+    }
+
+    const J: &str = "## Question 3\n\n### 3.1 Centralized parameters\n\nSee below.\n\n<!-- pcam:table t1 -->\nold\n<!-- /pcam:table -->\n\n### 3.2 Loading\n\n<!-- nothing yet -->\n\n### 1.1 Sources\n";
+
+    #[test]
+    fn render_refreshes_blocks_and_check_then_passes_them() {
+        let (_d, j, a) = setup(J, Some("| a |\n|---|\n| 1 |\n"));
+        let before = check(&j, &a).unwrap();
+        assert!(
+            before.problems.iter().any(|p| p.contains("`t1` is stale")),
+            "{:?}",
+            before.problems
+        );
+        assert_eq!(render(&j, &a).unwrap(), vec!["t1".to_string()]);
+        let text = std::fs::read_to_string(&j).unwrap();
+        assert!(text.contains("<!-- pcam:table t1 -->\n| a |\n|---|\n| 1 |\n<!-- /pcam:table -->"));
+        assert!(
+            render(&j, &a).unwrap().is_empty(),
+            "second render changes nothing"
+        );
+        let after = check(&j, &a).unwrap();
+        assert!(
+            !after.problems.iter().any(|p| p.contains("t1")),
+            "{:?}",
+            after.problems
+        );
+    }
+
+    #[test]
+    fn unanswered_questions_fail_unless_pending() {
+        let (_d, j, a) = setup(J, Some("x"));
+        let r = check(&j, &a).unwrap();
+        let ids: Vec<_> = r
+            .questions
+            .iter()
+            .map(|q| (q.id.as_str(), q.answered))
+            .collect();
+        assert_eq!(ids, vec![("3.1", true), ("3.2", false), ("1.1", false)]);
+        assert!(r.problems.iter().any(|p| p.contains("question 3.2")));
+        assert!(
+            !r.problems.iter().any(|p| p.contains("question 1.1")),
+            "1.x is pending"
+        );
+        assert_eq!(r.questions[2].pending_issue, Some(4));
+    }
+
+    #[test]
+    fn missing_tables_figures_notebooks_and_outside_images_are_reported() {
+        let text = "### 3.1 A\n\n![f](assets/missing.png) [nb](notebooks/none.ipynb) ![g](/tmp/x.png) [web](https://example.org)\n<!-- pcam:table t1 -->\n<!-- /pcam:table -->\n";
+        let (_d, j, a) = setup(text, None);
+        let p = check(&j, &a).unwrap().problems;
+        assert!(
+            p.iter()
+                .any(|l| l.contains("assets/missing.png does not exist")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter()
+                .any(|l| l.contains("notebooks/none.ipynb does not exist")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter()
+                .any(|l| l.contains("/tmp/x.png is not under assets/")),
+            "{p:?}"
+        );
+        assert!(p.iter().any(|l| l.contains("`t1` has no file")), "{p:?}");
+        assert_eq!(p.len(), 4, "{p:?}");
+    }
+
+    #[test]
+    fn malformed_markers_are_errors() {
+        let (_d, j, a) = setup("<!-- pcam:table t1 -->\nno end\n", Some("x"));
+        assert!(check(&j, &a)
+            .unwrap_err()
+            .to_string()
+            .contains("has no <!-- /pcam:table -->"));
+        let (_d, j, a) = setup("<!-- pcam:table Bad -->\n<!-- /pcam:table -->\n", Some("x"));
+        assert!(render(&j, &a)
+            .unwrap_err()
+            .to_string()
+            .contains("bad table name"));
+    }
+
+    #[test]
+    fn pending_matches_whole_id_segments() {
+        assert_eq!(pending_issue("5.2.4"), Some(6));
+        assert_eq!(pending_issue("5.1.3"), Some(7));
+        assert_eq!(pending_issue("2.4"), None);
+        assert_eq!(pending_issue("3.1"), None);
+    }
+}

@@ -1,0 +1,169 @@
+//! Figures: a plotters chart drawn into an RGB bitmap with the embedded DejaVu Sans font
+//! (so text renders the same on every machine), encoded once as PNG. The same bytes are
+//! shown inline in evcxr and saved as `assets/<name>.png`.
+
+use super::{check_name, evcxr_emit, write_asset, Assets};
+use crate::error::{Error, Result};
+use plotters::coord::Shift;
+use plotters::prelude::{BitMapBackend, DrawingArea, IntoDrawingArea};
+use std::path::PathBuf;
+
+/// DejaVu Sans, embedded (licence beside it in `src/report/fonts/`).
+static FONT: &[u8] = include_bytes!("fonts/DejaVuSans.ttf");
+
+/// Registers the embedded font under the family names charts use; idempotent.
+fn ensure_fonts() -> Result<()> {
+    static DONE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok = *DONE.get_or_init(|| {
+        ["sans-serif", "serif", "monospace"].iter().all(|family| {
+            [
+                plotters::style::FontStyle::Normal,
+                plotters::style::FontStyle::Bold,
+            ]
+            .into_iter()
+            .all(|style| plotters::style::register_font(family, style, FONT).is_ok())
+        })
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Usage("the embedded font could not be loaded".into()))
+    }
+}
+
+/// A rendered chart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Figure {
+    pub name: String,
+    pub width: u32,
+    pub height: u32,
+    png: Vec<u8>,
+}
+
+/// What a drawing closure returns.
+pub type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
+
+impl Figure {
+    /// Draws a `width`×`height` chart with `draw` on a white background and encodes it.
+    pub fn draw<F>(name: &str, (width, height): (u32, u32), draw: F) -> Result<Figure>
+    where
+        F: FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> DrawResult,
+    {
+        check_name(name)?;
+        ensure_fonts()?;
+        let mut rgb = vec![255u8; (width * height * 3) as usize];
+        {
+            let area = BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
+            draw(&area).map_err(|e| Error::Usage(format!("drawing figure {name}: {e}")))?;
+            area.present()
+                .map_err(|e| Error::Usage(format!("drawing figure {name}: {e}")))?;
+        }
+        Ok(Figure {
+            name: name.to_string(),
+            width,
+            height,
+            png: encode_png(&rgb, width, height)?,
+        })
+    }
+
+    /// The PNG bytes.
+    pub fn png(&self) -> &[u8] {
+        &self.png
+    }
+
+    /// Saves `assets/<name>.png` atomically and returns its path.
+    pub fn save(&self, assets: &Assets) -> Result<PathBuf> {
+        let path = assets.figure_path(&self.name);
+        write_asset(&path, &self.png)?;
+        Ok(path)
+    }
+
+    /// evcxr calls this to show the value of a cell: the PNG inline.
+    pub fn evcxr_display(&self) {
+        evcxr_emit("image/png", &base64(&self.png));
+    }
+}
+
+fn encode_png(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let err = |e: png::EncodingError| Error::Usage(format!("encoding PNG: {e}"));
+    let mut enc = png::Encoder::new(&mut out, width, height);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.set_compression(png::Compression::High);
+    let mut w = enc.write_header().map_err(err)?;
+    w.write_image_data(rgb).map_err(err)?;
+    w.finish().map_err(err)?;
+    Ok(out)
+}
+
+/// Standard base64 with padding (what Jupyter expects for image/png).
+fn base64(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for c in bytes.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        s.push(T[(n >> 18) as usize & 63] as char);
+        s.push(T[(n >> 12) as usize & 63] as char);
+        s.push(if c.len() > 1 {
+            T[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        s.push(if c.len() > 2 {
+            T[n as usize & 63] as char
+        } else {
+            '='
+        });
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plotters::prelude::*;
+
+    fn sample() -> Figure {
+        Figure::draw("sample", (320, 200), |area| {
+            let mut chart = ChartBuilder::on(area)
+                .caption("Sample chart", ("sans-serif", 18))
+                .margin(8)
+                .x_label_area_size(24)
+                .y_label_area_size(32)
+                .build_cartesian_2d(0.0..1.0, 0.0..1.0)?;
+            chart.configure_mesh().draw()?;
+            chart.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], &RED))?;
+            Ok(())
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn rendering_is_deterministic_and_draws_text() {
+        let a = sample();
+        assert_eq!(a, sample());
+        assert_eq!(&a.png()[..8], b"\x89PNG\r\n\x1a\n");
+        // A blank 320x200 white PNG is tiny; the caption and axes make it larger.
+        let blank = encode_png(&vec![255u8; 320 * 200 * 3], 320, 200).unwrap();
+        assert!(a.png().len() > blank.len() + 500);
+    }
+
+    #[test]
+    fn save_writes_the_same_bytes() {
+        let d = tempfile::tempdir().unwrap();
+        let f = sample();
+        let p = f.save(&Assets::at(d.path())).unwrap();
+        assert_eq!(std::fs::read(p).unwrap(), f.png());
+    }
+
+    #[test]
+    fn base64_matches_the_rfc_vectors() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    }
+}
