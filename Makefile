@@ -32,8 +32,10 @@ notebooks-check: setup ## Execute notebooks into a temp folder; fail on errors o
 journal-check: setup ## Fail on stale journal tables, missing figures/notebooks, unanswered questions
 	@target/release/pcam journal check
 
-bench: setup ## Benchmarks: synthetic generation speed (target >= 2,000 tiles/s)
+bench: setup ## Benchmarks: synthesis tiles/s; training img/s, pipeline vs compute only
 	@$(ENV) cargo bench --locked --bench synth
+	@target/release/pcam -q data synth --out data/demo/pcam --variant pcam --seed 7 --force >/dev/null
+	@target/release/pcam -q bench train --config configs/model/cnn.yaml train.batch_size=32 train.threads=2
 
 lint: setup ## rustfmt check and clippy with warnings as errors
 	@$(ENV) cargo fmt --check && cargo clippy --release --locked --all-targets -- -D warnings

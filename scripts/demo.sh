@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: the main job on the embedded defaults. Synthesizes both variants of the
 # demo dataset, inspects them, reads the course copy under its pixel policy, and
-# writes every report into runs/demo/. Everything it computes is on SYNTHETIC data.
+# trains the baseline MLP and the small CNN, and writes every report into runs/demo/.
+# Everything it computes is on SYNTHETIC data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pcam=target/release/pcam
@@ -28,7 +29,15 @@ echo "== 4. the resolved default configuration"
 $pcam -q config show --write "$out" | tail -n 1
 
 echo
+echo "== 5. train the course's baseline MLP and the small CNN on the SYNTHETIC pcam variant"
+for m in mlp cnn; do
+  $pcam train --config "configs/experiment/demo_$m.yaml" | tee "$out/train-$m.txt"
+done
+
+echo
 echo "outputs:"
 echo "  data/demo/pcam/     synthetic PCAM, uint8 + gzip (9 files + synthetic.json)"
 echo "  data/demo/course/   synthetic course copy, float32, poisoned (ground truth in synthetic.json)"
-echo "  $out/            inspect-{pcam,course}.{txt,json}, check-course.txt, config.yaml, config.sha256"
+echo "  $out/            inspect-{pcam,course}.{txt,json}, check-course.txt, train-{mlp,cnn}.txt,"
+echo "                     config.yaml, config.sha256"
+echo "  runs/demo/<run-id>/ one folder per training run: config, manifest, history, checkpoints, metrics"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make notebooks` / `make notebooks-check`: install the pinned evcxr_jupyter and the
 # Jupyter tools, register the `pcam-rust` kernel with the environment of scripts/env.sh,
-# make sure the demo data exists, then execute every notebook headless, in order.
+# regenerate the demo data, then execute every notebook headless, in order.
 #   run:   outputs written in place (the committed evidence), assets/ refreshed
 #   check: executed into a temporary folder with a temporary assets folder; fails on
 #          any error output, unexecuted cell, oversized image, or asset that differs
@@ -41,8 +41,10 @@ if not os.path.exists(sys.argv[1]) or open(sys.argv[1]).read() != text:
     open(sys.argv[1], "w").write(text)
 PY
 
+# Regenerated every time (a few seconds, byte-identical for the same generator), so a
+# data folder left by an older pcam can never feed stale numbers into the notebooks.
 for v in pcam course; do
-  [ -f "data/demo/$v/synthetic.json" ] || target/release/pcam -q data synth --out "data/demo/$v" --variant "$v" --seed 7 --force
+  target/release/pcam -q data synth --out "data/demo/$v" --variant "$v" --seed 7 --force >/dev/null
 done
 
 mkdir -p "$EVCXR_TMPDIR"

@@ -31,6 +31,28 @@ pub enum Command {
     /// Create, inspect and check PCAM data.
     #[command(subcommand)]
     Data(DataCmd),
+    /// Train a model; the run gets its own folder under runs/<experiment>/.
+    Train {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Continue the run in this folder from its last checkpoint (bitwise-equal result).
+        #[arg(long, value_name = "RUN_DIR", conflicts_with = "run_dir")]
+        resume: Option<PathBuf>,
+        /// Use this folder for the run instead of runs/<experiment>/<run-id>.
+        #[arg(long, value_name = "DIR")]
+        run_dir: Option<PathBuf>,
+    },
+    /// Train the same config twice in two processes and compare weights and histories.
+    TwinRun {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Folder for the two runs and the report (default runs/<experiment>/twin-<time>).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCmd),
     /// Export tables and figures to assets/ (the same helpers the notebooks use).
     #[command(subcommand)]
     Report(ReportCmd),
@@ -115,6 +137,21 @@ pub enum DataCmd {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCmd {
+    /// Training images/s, whole pipeline vs compute only, for MLP [64,32] and the CNN.
+    Train {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Timed steps per measurement (after 3 warm-up steps).
+        #[arg(long, default_value_t = 40)]
+        steps: usize,
+        /// Also write the table as JSON here.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
     },
 }
 
@@ -274,6 +311,114 @@ pub fn run(cli: Cli) -> Result<()> {
                         c.pixels.nan
                     );
                 }
+            }
+        }
+        Command::Train {
+            config,
+            resume,
+            run_dir,
+        } => {
+            let (cfg, run, resume) = match resume {
+                Some(dir) => {
+                    if !config.files.is_empty() || !config.overrides.is_empty() {
+                        anyhow::bail!("--resume takes the config stored in the run; drop --config and overrides");
+                    }
+                    let run = pcam::run::RunDir::open(&dir)?;
+                    (config::from_run(&run.path)?, run, true)
+                }
+                None => {
+                    let cfg = config.resolve()?;
+                    cfg.config.check_paths()?;
+                    let run = pcam::run::RunDir::create(&cfg, run_dir.as_deref())?;
+                    (cfg, run, false)
+                }
+            };
+            if !cli.quiet {
+                eprintln!("run folder: {}", run.path.display());
+            }
+            let s = pcam::train::fit(&cfg, &run, resume, progress)?;
+            println!("run {}", s.run.display());
+            println!("final weights sha256 {}", s.final_weights_sha256);
+            if let Some(b) = &s.best {
+                println!(
+                    "best epoch {}: valid AUC {}, valid loss {:.4}, accuracy {:.4}{}",
+                    b.epoch + 1,
+                    b.valid_auc
+                        .map(|a| format!("{a:.4}"))
+                        .unwrap_or_else(|| "n/a".into()),
+                    b.valid_loss,
+                    b.valid_accuracy,
+                    if s.data_synthetic.is_some() {
+                        " (SYNTHETIC data)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        Command::TwinRun { config, out } => {
+            let cfg = config.resolve()?;
+            cfg.config.check_paths()?;
+            let out = out.unwrap_or_else(|| {
+                cfg.config
+                    .run
+                    .root
+                    .join(&cfg.config.run.experiment)
+                    .join(format!("twin-{}", pcam::run::utc_stamp()))
+            });
+            let report = pcam::twin::run(&out, &config.files, &config.overrides)?;
+            print!("{}", report.to_text());
+            if !report.identical {
+                anyhow::bail!("twin runs differ (report in {})", out.display());
+            }
+        }
+        Command::Bench(BenchCmd::Train {
+            config,
+            steps,
+            json,
+        }) => {
+            let cfg = config.resolve()?;
+            cfg.config.check_paths()?;
+            let c = &cfg.config;
+            let opts = OpenOptions {
+                cache_dir: c.cache_dir(),
+                chunk_cache_mb: c.data.chunk_cache_mb,
+                progress,
+            };
+            let train = std::sync::Arc::new(pcam::data::loader::Tiles::load(
+                &c.data.dir,
+                pcam::data::SplitName::Train,
+                c.data.invalid,
+                &opts,
+            )?);
+            let mlp = pcam::config::ModelConfig {
+                kind: pcam::config::ModelKind::Mlp,
+                hidden: vec![64, 32],
+                ..c.model.clone()
+            };
+            let cnn = pcam::config::ModelConfig {
+                kind: pcam::config::ModelKind::Cnn,
+                ..c.model.clone()
+            };
+            let rows: Vec<_> = [mlp, cnn]
+                .iter()
+                .map(|m| pcam::bench::train_throughput(c, m, &train, steps))
+                .collect();
+            println!("| model | batch | threads | pipeline img/s | compute-only img/s | pipeline / compute |");
+            println!("|---|---:|---:|---:|---:|---:|");
+            for r in &rows {
+                println!(
+                    "| {} | {} | {} | {:.1} | {:.1} | {:.1}% |",
+                    r.model,
+                    r.batch_size,
+                    r.threads,
+                    r.pipeline_images_per_second,
+                    r.compute_only_images_per_second,
+                    100.0 * r.ratio
+                );
+            }
+            if let Some(p) = json {
+                pcam::fsutil::write_atomic(&p, serde_json::to_string_pretty(&rows)?.as_bytes())?;
             }
         }
         Command::Report(ReportCmd::DatasetSize {

@@ -34,6 +34,7 @@ pub struct RunConfig {
     pub data: DataConfig,
     pub model: ModelConfig,
     pub train: TrainConfig,
+    pub run: RunSection,
 }
 
 /// Where the data lives and how bad pixels are handled.
@@ -110,6 +111,40 @@ pub struct TrainConfig {
     /// Intra-op CPU threads; pinned so results do not depend on the machine.
     pub threads: usize,
     pub device: DeviceChoice,
+    /// Class-balanced sampling with replacement (the course's weighted sampler).
+    pub balanced: bool,
+    /// Seeded flips, 90° rotations and colour jitter on training tiles.
+    pub augment: bool,
+    /// Clip the global gradient norm to this value; `None` = no clipping.
+    pub clip_grad_norm: Option<f64>,
+    /// `step` scheduler: epochs between decays, and the decay factor.
+    pub step_size: usize,
+    pub gamma: f64,
+    /// `plateau` scheduler: epochs without validation-loss improvement before the LR is
+    /// multiplied by `plateau_factor`.
+    pub plateau_patience: usize,
+    pub plateau_factor: f64,
+    /// Stop after this many epochs without improvement of `select`; `None` = never.
+    pub early_stop_patience: Option<usize>,
+    /// Validation metric that picks the best checkpoint and drives early stopping.
+    pub select: SelectMetric,
+}
+
+/// Validation metric for model selection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SelectMetric {
+    ValidAuc,
+    ValidLoss,
+}
+
+/// Where runs are written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSection {
+    /// Runs go to `<root>/<experiment>/<run-id>/`.
+    pub experiment: String,
+    pub root: PathBuf,
 }
 
 /// Optimisers.
@@ -268,6 +303,20 @@ pub fn resolve(files: &[PathBuf], overrides: &[String]) -> Result<ResolvedConfig
     })
 }
 
+/// The resolved config stored in a run folder (`config.yaml`), re-validated and
+/// re-hashed; the hash must match the one recorded beside it.
+pub fn from_run(dir: &Path) -> Result<ResolvedConfig> {
+    let r = resolve(&[dir.join("config.yaml")], &[])?;
+    let recorded = std::fs::read_to_string(dir.join("config.sha256")).unwrap_or_default();
+    if recorded.split_whitespace().next() != Some(r.sha256.as_str()) {
+        return Err(Error::bad_file(
+            dir.join("config.sha256"),
+            "does not match config.yaml (edited after the run started?)",
+        ));
+    }
+    Ok(r)
+}
+
 impl RunConfig {
     /// Rejects impossible values, naming the field and the rule.
     pub fn validate(&self) -> Result<()> {
@@ -333,6 +382,42 @@ impl RunConfig {
         }
         if t.threads == 0 {
             return bad("train.threads", "must be at least 1".into());
+        }
+        if let Some(c) = t.clip_grad_norm {
+            if !(c.is_finite() && c > 0.0) {
+                return bad(
+                    "train.clip_grad_norm",
+                    format!("{c} must be a finite number > 0 (or null)"),
+                );
+            }
+        }
+        if t.step_size == 0 {
+            return bad("train.step_size", "must be at least 1".into());
+        }
+        for (field, v) in [
+            ("train.gamma", t.gamma),
+            ("train.plateau_factor", t.plateau_factor),
+        ] {
+            if !(v > 0.0 && v <= 1.0) {
+                return bad(field, format!("{v} is outside (0, 1]"));
+            }
+        }
+        if t.early_stop_patience == Some(0) {
+            return bad(
+                "train.early_stop_patience",
+                "must be at least 1 (or null)".into(),
+            );
+        }
+        let e = &self.run.experiment;
+        if e.is_empty()
+            || !e
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return bad(
+                "run.experiment",
+                format!("`{e}` must be letters, digits, `_` or `-`"),
+            );
         }
         Ok(())
     }

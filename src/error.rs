@@ -31,6 +31,13 @@ pub enum Error {
         what: &'static str,
         msg: String,
     },
+    /// A libtorch call (tensor I/O, checkpoint) failed for this file.
+    #[error("{}: {what}: {msg}", path.display())]
+    Torch {
+        path: PathBuf,
+        what: &'static str,
+        msg: String,
+    },
     /// A configuration layer could not be parsed.
     #[error("{source_name}: {msg}")]
     ConfigSyntax { source_name: String, msg: String },

@@ -5,15 +5,21 @@
 //! [`error`], [`fsutil`] and [`progress`] are leaves every stage may use, and
 //! [`journal`] sits on top of `report`.
 
+pub mod bench;
 pub mod config;
 pub mod data;
 pub mod device;
 pub mod error;
 pub mod fsutil;
 pub mod journal;
+pub mod metrics;
+pub mod model;
 pub mod progress;
 pub mod report;
+pub mod run;
 pub mod seed;
+pub mod train;
+pub mod twin;
 
 pub use error::{Error, Result};
 /// Re-exported so notebooks build DataFrames with the same polars pcam renders.

@@ -38,6 +38,55 @@ impl Seeds {
     }
 }
 
+extern "C" {
+    fn pcam_set_deterministic(on: i32);
+    fn pcam_deterministic_enabled() -> i32;
+}
+
+/// The libtorch settings a run pins, recorded in its manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct TorchPins {
+    /// Seed given to `tch::manual_seed` (derived from the master seed's `torch` stream).
+    pub torch_seed: i64,
+    pub threads: usize,
+    pub deterministic_algorithms: bool,
+    pub cudnn_benchmark: bool,
+}
+
+impl Seeds {
+    /// Seeds libtorch's global generator (used only for weight initialisation), pins the
+    /// intra-op thread count, turns deterministic algorithms on and cuDNN benchmarking
+    /// off. Every other random decision in pcam comes from [`Seeds::stream`].
+    pub fn apply_to_torch(&self, threads: usize) -> TorchPins {
+        use rand::Rng;
+        let torch_seed = (self.stream("torch", 0).random::<u64>() >> 1) as i64;
+        tch::manual_seed(torch_seed);
+        if tch::Cuda::is_available() {
+            tch::Cuda::manual_seed_all(torch_seed as u64);
+        }
+        tch::set_num_threads(threads as i32);
+        tch::Cuda::cudnn_set_benchmark(false);
+        // SAFETY: plain C functions of our shim; they only flip libtorch's global flags.
+        let on = unsafe {
+            pcam_set_deterministic(1);
+            pcam_deterministic_enabled() == 1
+        };
+        TorchPins {
+            torch_seed,
+            threads,
+            deterministic_algorithms: on,
+            cudnn_benchmark: false,
+        }
+    }
+}
+
+/// Serialises tests that touch libtorch's process-wide state (generator, threads).
+#[cfg(test)]
+pub(crate) fn torch_test_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,4 +119,16 @@ mod tests {
         assert_eq!(v, PINNED);
     }
     const PINNED: u64 = 6_762_246_145_220_475_766;
+
+    #[test]
+    fn torch_is_pinned_and_deterministic_mode_is_on() {
+        let _g = torch_test_lock();
+        let pins = Seeds::new(5).apply_to_torch(1);
+        assert!(pins.deterministic_algorithms);
+        assert_eq!(tch::get_num_threads(), 1);
+        let a = tch::Tensor::randn([4], (tch::Kind::Float, tch::Device::Cpu));
+        Seeds::new(5).apply_to_torch(1);
+        let b = tch::Tensor::randn([4], (tch::Kind::Float, tch::Device::Cpu));
+        assert!(a.equal(&b));
+    }
 }

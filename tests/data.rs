@@ -177,31 +177,18 @@ fn check_applies_the_pixel_policy_to_the_course_copy() {
         .as_array()
         .unwrap()
         .len() as u64;
-    let o = pcam(
-        d.path(),
-        &[
-            "data",
-            "check",
-            "--json",
-            "data.dir=course",
-            "data.invalid=drop",
-        ],
-    );
-    assert_eq!(o.code, 0, "{}", o.stderr);
-    let r: Value = serde_json::from_str(&o.stdout).unwrap();
+    let check = |policy: &str| -> Value {
+        let o = pcam(
+            d.path(),
+            &["data", "check", "--json", "data.dir=course", policy],
+        );
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        serde_json::from_str(&o.stdout).unwrap()
+    };
+    let r = check("data.invalid=drop");
     assert_eq!(r[0]["tiles"], 120);
     assert_eq!(r[0]["kept"].as_u64().unwrap(), 120 - oor);
-    let o = pcam(
-        d.path(),
-        &[
-            "data",
-            "check",
-            "--json",
-            "data.dir=course",
-            "data.invalid=clip",
-        ],
-    );
-    let r: Value = serde_json::from_str(&o.stdout).unwrap();
+    let r = check("data.invalid=clip");
     assert_eq!(r[0]["kept"], 120);
     assert_eq!(r[0]["pixels"]["bad_tiles"].as_u64().unwrap(), oor);
     let o = pcam(

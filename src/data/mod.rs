@@ -6,6 +6,7 @@
 pub mod gz;
 pub mod hdf5;
 pub mod inspect;
+pub mod loader;
 pub mod synth;
 
 use std::fmt;

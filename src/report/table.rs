@@ -33,6 +33,15 @@ impl Table {
             .collect()
     }
 
+    /// Which columns hold numbers (right-aligned in both renderings).
+    fn numeric_columns(&self) -> Vec<bool> {
+        self.df
+            .columns()
+            .iter()
+            .map(|c| c.dtype().is_primitive_numeric())
+            .collect()
+    }
+
     fn rows(&self) -> Vec<Vec<String>> {
         let cols = self.df.columns();
         (0..self.df.height())
@@ -47,12 +56,7 @@ impl Table {
     /// GitHub-flavoured Markdown; numbers right-aligned.
     pub fn to_markdown(&self) -> String {
         let header = self.header();
-        let numeric: Vec<bool> = self
-            .df
-            .columns()
-            .iter()
-            .map(|c| c.dtype().is_primitive_numeric())
-            .collect();
+        let numeric = self.numeric_columns();
         let mut o = format!(
             "| {} |\n|",
             header
@@ -82,12 +86,7 @@ impl Table {
 
     /// An HTML table (with caption) for notebooks.
     pub fn to_html(&self) -> String {
-        let numeric: Vec<bool> = self
-            .df
-            .columns()
-            .iter()
-            .map(|c| c.dtype().is_primitive_numeric())
-            .collect();
+        let numeric = self.numeric_columns();
         let mut o = String::from("<table>\n");
         if let Some(c) = &self.caption {
             o.push_str(&format!("<caption>{}</caption>\n", html_escape(c)));

@@ -218,10 +218,12 @@ pub fn render(kind: Kind, slide: &Slide, rng: &mut ChaCha8Rng, out: &mut [u8]) -
     // Tumour cluster placement.
     let tumour_cluster = match kind {
         Kind::Normal => None,
+        // Anywhere in the tile: a cluster centred near an edge reaches the centre with only
+        // a few cells (the forced nucleus below), which makes hard positives.
         Kind::Positive => Some((
-            rng.random_range(24.0..72.0f32),
-            rng.random_range(24.0..72.0f32),
-            rng.random_range(14.0..30.0f32),
+            rng.random_range(10.0..86.0f32),
+            rng.random_range(10.0..86.0f32),
+            rng.random_range(10.0..28.0f32),
         )),
         Kind::RingTumour => {
             // A corner or edge band well away from the centre region.
@@ -240,10 +242,30 @@ pub fn render(kind: Kind, slide: &Slide, rng: &mut ChaCha8Rng, out: &mut [u8]) -
     };
 
     // Lymphocytes and stromal nuclei: small, round, evenly dark; fewer inside tumour.
-    let lymph = rng.random_range(25..75);
-    for _ in 0..lymph {
-        let x: f32 = rng.random_range(0.0..96.0);
-        let y: f32 = rng.random_range(0.0..96.0);
+    // Some tiles also hold a lymphoid aggregate — a crowded, dark patch of small normal
+    // nuclei that may sit in the centre: dark is not the same as tumour.
+    let aggregate = (rng.random::<f32>() < 0.35).then(|| {
+        (
+            rng.random_range(16.0..80.0f32),
+            rng.random_range(16.0..80.0f32),
+            rng.random_range(10.0..22.0f32),
+        )
+    });
+    let scattered = rng.random_range(25..75);
+    let crowded = if aggregate.is_some() {
+        rng.random_range(60..130)
+    } else {
+        0
+    };
+    for k in 0..scattered + crowded {
+        let (x, y): (f32, f32) = match aggregate {
+            Some((ax, ay, ar)) if k >= scattered => {
+                let a: f32 = rng.random_range(0.0..std::f32::consts::TAU);
+                let rr = ar * rng.random::<f32>().sqrt();
+                (ax + rr * a.cos(), ay + rr * a.sin())
+            }
+            _ => (rng.random_range(0.0..96.0), rng.random_range(0.0..96.0)),
+        };
         if let Some((cx, cy, r)) = tumour_cluster {
             if (x - cx).powi(2) + (y - cy).powi(2) < r * r && rng.random::<f32>() < 0.8 {
                 continue;
@@ -255,7 +277,7 @@ pub fn render(kind: Kind, slide: &Slide, rng: &mut ChaCha8Rng, out: &mut [u8]) -
             r: rng.random_range(1.8..3.2),
             aspect: rng.random_range(0.85..1.25),
             angle: rng.random_range(0.0..std::f32::consts::PI),
-            dark: rng.random_range(0.9..1.3),
+            dark: rng.random_range(0.9..1.5),
             wobble: [0.0; 4],
             nucleolus: false,
         };
@@ -347,7 +369,7 @@ fn tumour_nucleus(x: f32, y: f32, rng: &mut ChaCha8Rng) -> Nucleus {
         r: rng.random_range(3.5..6.0),
         aspect: rng.random_range(0.8..1.5),
         angle: rng.random_range(0.0..std::f32::consts::PI),
-        dark: rng.random_range(1.3..2.1),
+        dark: rng.random_range(1.1..1.9),
         wobble: [
             rng.random_range(-0.18..0.18),
             rng.random_range(0.0..std::f32::consts::TAU),

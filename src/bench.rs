@@ -1,0 +1,108 @@
+//! Throughput benchmarks (`pcam bench train`): training images/s through the whole input
+//! pipeline (in-memory tiles → background batch assembly with augmentation → forward,
+//! backward, optimiser step) beside the same steps on batches already in memory as
+//! tensors (compute only). The ratio says whether the pipeline keeps the model fed.
+
+use crate::config::{ModelConfig, RunConfig};
+use crate::data::loader::{self, NormStats, Tiles};
+use crate::seed::Seeds;
+use crate::train::optim::Optimizer;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Instant;
+use tch::{Reduction, Tensor};
+
+/// One benchmark row.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainThroughput {
+    pub model: String,
+    pub batch_size: usize,
+    pub threads: usize,
+    pub steps: usize,
+    pub pipeline_images_per_second: f64,
+    pub compute_only_images_per_second: f64,
+    /// pipeline / compute-only.
+    pub ratio: f64,
+}
+
+/// Measures `steps` training steps of `model` both ways (after 3 warm-up steps each).
+pub fn train_throughput(
+    cfg: &RunConfig,
+    model: &ModelConfig,
+    train: &Arc<Tiles>,
+    steps: usize,
+) -> TrainThroughput {
+    let seeds = Seeds::new(cfg.seed);
+    seeds.apply_to_torch(cfg.train.threads);
+    let device = tch::Device::Cpu;
+    let bs = cfg.train.batch_size;
+    let norm = NormStats::of(train);
+    let net = model.build(device);
+    let named: Vec<(String, Tensor)> = net
+        .named_variables()
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .collect();
+    let mut params: Vec<Tensor> = named.iter().map(|(_, t)| t.shallow_clone()).collect();
+    let mut opt = Optimizer::new(
+        cfg.train.optimizer,
+        cfg.train.momentum,
+        cfg.train.weight_decay,
+        &params,
+    );
+    let mut step = |x: &Tensor, y: &Tensor, k: usize| {
+        for p in params.iter_mut() {
+            p.zero_grad();
+        }
+        let mut rng = seeds.stream("dropout", k as u64);
+        let loss = net
+            .forward(x, Some(&mut rng))
+            .binary_cross_entropy_with_logits::<Tensor>(y, None, None, Reduction::Mean);
+        loss.backward();
+        opt.step(&mut params, cfg.train.lr);
+    };
+    let warm = 3;
+    let order: Vec<usize> = (0..(steps + warm) * bs).map(|i| i % train.len()).collect();
+
+    let rx = loader::batches(Arc::clone(train), order.clone(), bs, norm, Some((seeds, 0)));
+    let mut t0 = Instant::now();
+    for (k, b) in rx.iter().enumerate() {
+        if k == warm {
+            t0 = Instant::now();
+        }
+        let (x, y) = b.to_tensors(device);
+        step(&x, &y, k);
+    }
+    let pipeline = (steps * bs) as f64 / t0.elapsed().as_secs_f64();
+
+    let batches: Vec<(Tensor, Tensor)> = order
+        .chunks(bs)
+        .take(8)
+        .map(|idx| loader::make_batch(train, idx, &norm, Some((&seeds, 0))).to_tensors(device))
+        .collect();
+    for k in 0..warm {
+        step(
+            &batches[k % batches.len()].0,
+            &batches[k % batches.len()].1,
+            k,
+        );
+    }
+    let t0 = Instant::now();
+    for k in 0..steps {
+        let (x, y) = &batches[k % batches.len()];
+        step(x, y, k);
+    }
+    let compute = (steps * bs) as f64 / t0.elapsed().as_secs_f64();
+    TrainThroughput {
+        model: match model.kind {
+            crate::config::ModelKind::Mlp => format!("mlp {:?}", model.hidden),
+            crate::config::ModelKind::Cnn => format!("cnn {:?}", model.channels),
+        },
+        batch_size: bs,
+        threads: cfg.train.threads,
+        steps,
+        pipeline_images_per_second: pipeline,
+        compute_only_images_per_second: compute,
+        ratio: pipeline / compute,
+    }
+}

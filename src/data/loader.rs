@@ -1,0 +1,333 @@
+//! The input pipeline. A split is read once through chunk-aligned blocks into memory
+//! (uint8, under the `data.invalid` policy); each epoch's order comes from the `order`
+//! stream (optionally class-balanced, like the course's weighted sampler); training
+//! tiles get seeded augmentation (flips, 90° rotations, mild colour jitter) from the
+//! `augment` stream keyed by (epoch, tile); normalisation statistics are computed on the
+//! train split only. Batches are assembled in a background thread, strictly in order,
+//! so their content never depends on thread timing.
+
+use super::hdf5::{OpenOptions, PixelStats, Split};
+use super::{SplitName, CHANNELS, TILE, TILE_BYTES};
+use crate::config::InvalidPolicy;
+use crate::error::Result;
+use crate::seed::Seeds;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+
+/// A split held in memory as uint8 tiles.
+#[derive(Debug, Clone)]
+pub struct Tiles {
+    pub split: SplitName,
+    /// (n, 96, 96, 3) uint8, channels-last.
+    pub pixels: Vec<u8>,
+    pub labels: Vec<u8>,
+    /// Index of each kept tile in the file.
+    pub file_index: Vec<usize>,
+    pub stats: PixelStats,
+}
+
+impl Tiles {
+    /// Reads split `split` of `dir` under `policy`, block by block.
+    pub fn load(
+        dir: &Path,
+        split: SplitName,
+        policy: InvalidPolicy,
+        opts: &OpenOptions,
+    ) -> Result<Tiles> {
+        let s = Split::open_dir(dir, split, opts)?;
+        let mut t = Tiles {
+            split,
+            pixels: Vec::with_capacity(s.len() * TILE_BYTES),
+            labels: Vec::with_capacity(s.len()),
+            file_index: Vec::with_capacity(s.len()),
+            stats: PixelStats::default(),
+        };
+        let bar = opts
+            .progress
+            .bar(s.len() as u64, format!("load {split}"), "tiles");
+        for range in s.block_ranges() {
+            let b = s.read_block(range.clone(), policy)?;
+            t.pixels.extend_from_slice(&b.pixels);
+            t.labels.extend_from_slice(&b.labels);
+            t.file_index.extend_from_slice(&b.indices);
+            t.stats.merge(&b.stats);
+            bar.inc(range.len() as u64);
+        }
+        bar.finish_and_clear();
+        Ok(t)
+    }
+
+    /// Tiles held.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// True when no tile was kept.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    fn tile(&self, i: usize) -> &[u8] {
+        &self.pixels[i * TILE_BYTES..(i + 1) * TILE_BYTES]
+    }
+}
+
+/// Per-channel mean and standard deviation of pixel/255, from the train split only;
+/// stored with the model so evaluation and prediction normalise the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct NormStats {
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+impl NormStats {
+    /// Exact statistics over every pixel of `train`.
+    pub fn of(train: &Tiles) -> NormStats {
+        let mut sum = [0f64; 3];
+        let mut sq = [0f64; 3];
+        for px in train.pixels.chunks_exact(CHANNELS) {
+            for c in 0..CHANNELS {
+                let v = px[c] as f64 / 255.0;
+                sum[c] += v;
+                sq[c] += v * v;
+            }
+        }
+        let n = (train.pixels.len() / CHANNELS).max(1) as f64;
+        let mut s = NormStats {
+            mean: [0.0; 3],
+            std: [1.0; 3],
+        };
+        for c in 0..CHANNELS {
+            let m = sum[c] / n;
+            s.mean[c] = m as f32;
+            s.std[c] = ((sq[c] / n - m * m).max(1e-12)).sqrt() as f32;
+        }
+        s
+    }
+}
+
+/// The order of tile indices for one epoch. Balanced: `n` draws with replacement, each
+/// class equally likely (the course's weighted sampler); otherwise a permutation.
+pub fn epoch_order(seeds: &Seeds, epoch: usize, labels: &[u8], balanced: bool) -> Vec<usize> {
+    let mut rng = seeds.stream("order", epoch as u64);
+    let n = labels.len();
+    if !balanced {
+        let mut v: Vec<usize> = (0..n).collect();
+        v.shuffle(&mut rng);
+        return v;
+    }
+    let (pos, neg): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| labels[i] == 1);
+    if pos.is_empty() || neg.is_empty() {
+        return (0..n).map(|_| rng.random_range(0..n)).collect();
+    }
+    (0..n)
+        .map(|_| {
+            let class = if rng.random::<bool>() { &pos } else { &neg };
+            class[rng.random_range(0..class.len())]
+        })
+        .collect()
+}
+
+/// Augmentation drawn for one tile in one epoch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Aug {
+    rot90: u8,
+    hflip: bool,
+    gain: [f32; 3],
+}
+
+impl Aug {
+    const NONE: Aug = Aug {
+        rot90: 0,
+        hflip: false,
+        gain: [1.0; 3],
+    };
+
+    fn draw(seeds: &Seeds, epoch: usize, tile: usize) -> Aug {
+        let mut rng = seeds.stream("augment", ((epoch as u64) << 32) | tile as u64);
+        let brightness: f32 = rng.random_range(0.9..1.1);
+        Aug {
+            rot90: rng.random_range(0..4),
+            hflip: rng.random(),
+            gain: [
+                brightness * rng.random_range(0.95..1.05f32),
+                brightness * rng.random_range(0.95..1.05f32),
+                brightness * rng.random_range(0.95..1.05f32),
+            ],
+        }
+    }
+
+    /// Source pixel (row, col) for output pixel (r, c).
+    #[inline]
+    fn source(&self, r: usize, c: usize) -> (usize, usize) {
+        let n = TILE - 1;
+        let (r, c) = if self.hflip { (r, n - c) } else { (r, c) };
+        match self.rot90 {
+            0 => (r, c),
+            1 => (c, n - r),
+            2 => (n - r, n - c),
+            _ => (n - c, r),
+        }
+    }
+}
+
+/// A batch ready for the model: normalised (B, 3, 96, 96) f32 and labels.
+#[derive(Debug, Clone)]
+pub struct HostBatch {
+    pub x: Vec<f32>,
+    pub y: Vec<f32>,
+    /// Indices into the split's tiles.
+    pub tiles: Vec<usize>,
+}
+
+impl HostBatch {
+    /// Moves the batch into tensors on `device`.
+    pub fn to_tensors(&self, device: tch::Device) -> (tch::Tensor, tch::Tensor) {
+        let b = self.y.len() as i64;
+        let x = tch::Tensor::from_slice(&self.x)
+            .view([b, CHANNELS as i64, TILE as i64, TILE as i64])
+            .to_device(device);
+        let y = tch::Tensor::from_slice(&self.y).to_device(device);
+        (x, y)
+    }
+}
+
+/// Builds one batch from `idx`, augmenting with `augment = Some((seeds, epoch))`.
+pub fn make_batch(
+    tiles: &Tiles,
+    idx: &[usize],
+    norm: &NormStats,
+    augment: Option<(&Seeds, usize)>,
+) -> HostBatch {
+    let plane = TILE * TILE;
+    let mut x = vec![0f32; idx.len() * CHANNELS * plane];
+    for (k, &i) in idx.iter().enumerate() {
+        let aug = match augment {
+            Some((seeds, epoch)) => Aug::draw(seeds, epoch, i),
+            None => Aug::NONE,
+        };
+        let src = tiles.tile(i);
+        let out = &mut x[k * CHANNELS * plane..(k + 1) * CHANNELS * plane];
+        for r in 0..TILE {
+            for c in 0..TILE {
+                let (sr, sc) = aug.source(r, c);
+                let p = &src[(sr * TILE + sc) * CHANNELS..][..CHANNELS];
+                for ch in 0..CHANNELS {
+                    let v = (p[ch] as f32 / 255.0 * aug.gain[ch]).min(1.0);
+                    out[ch * plane + r * TILE + c] = (v - norm.mean[ch]) / norm.std[ch];
+                }
+            }
+        }
+    }
+    HostBatch {
+        x,
+        y: idx.iter().map(|&i| tiles.labels[i] as f32).collect(),
+        tiles: idx.to_vec(),
+    }
+}
+
+/// Batches of `order`, assembled ahead in a background thread and delivered in order.
+pub fn batches(
+    tiles: Arc<Tiles>,
+    order: Vec<usize>,
+    batch_size: usize,
+    norm: NormStats,
+    augment: Option<(Seeds, usize)>,
+) -> Receiver<HostBatch> {
+    let (tx, rx) = sync_channel(2);
+    std::thread::spawn(move || {
+        for idx in order.chunks(batch_size.max(1)) {
+            let b = make_batch(&tiles, idx, &norm, augment.as_ref().map(|(s, e)| (s, *e)));
+            if tx.send(b).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiles(n: usize) -> Tiles {
+        Tiles {
+            split: SplitName::Train,
+            pixels: (0..n * TILE_BYTES).map(|i| (i * 7 % 256) as u8).collect(),
+            labels: (0..n).map(|i| (i % 4 == 0) as u8).collect(),
+            file_index: (0..n).collect(),
+            stats: PixelStats::default(),
+        }
+    }
+
+    #[test]
+    fn orders_are_seeded_per_epoch() {
+        let s = Seeds::new(1);
+        let l = tiles(40).labels;
+        let a = epoch_order(&s, 0, &l, false);
+        assert_eq!(a, epoch_order(&s, 0, &l, false));
+        assert_ne!(a, epoch_order(&s, 1, &l, false));
+        let mut sorted = a.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..40).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn balanced_sampling_evens_the_classes() {
+        let s = Seeds::new(2);
+        let labels: Vec<u8> = (0..1000).map(|i| (i % 10 == 0) as u8).collect();
+        let o = epoch_order(&s, 0, &labels, true);
+        let pos = o.iter().filter(|&&i| labels[i] == 1).count();
+        assert!((400..600).contains(&pos), "{pos} positives of 1000");
+    }
+
+    #[test]
+    fn rotations_and_flips_are_permutations_of_the_tile() {
+        for rot90 in 0..4 {
+            for hflip in [false, true] {
+                let a = Aug {
+                    rot90,
+                    hflip,
+                    gain: [1.0; 3],
+                };
+                let mut seen = vec![false; TILE * TILE];
+                for r in 0..TILE {
+                    for c in 0..TILE {
+                        let (sr, sc) = a.source(r, c);
+                        seen[sr * TILE + sc] = true;
+                    }
+                }
+                assert!(seen.iter().all(|&v| v));
+            }
+        }
+    }
+
+    #[test]
+    fn batches_normalise_and_augment_deterministically() {
+        let t = tiles(6);
+        let norm = NormStats::of(&t);
+        let plain = make_batch(&t, &[0, 1], &norm, None);
+        let mean: f32 = plain.x.iter().sum::<f32>() / plain.x.len() as f32;
+        assert!(mean.abs() < 0.2, "{mean}");
+        let s = Seeds::new(3);
+        let a = make_batch(&t, &[0, 1], &norm, Some((&s, 4)));
+        assert_eq!(a.x, make_batch(&t, &[0, 1], &norm, Some((&s, 4))).x);
+        assert_ne!(a.x, plain.x);
+        let threaded: Vec<HostBatch> = batches(
+            Arc::new(t.clone()),
+            vec![0, 1, 2, 3, 4],
+            2,
+            norm,
+            Some((s, 4)),
+        )
+        .iter()
+        .collect();
+        assert_eq!(threaded.len(), 3);
+        assert_eq!(threaded[0].x, a.x);
+        assert_eq!(threaded[2].tiles, vec![4]);
+    }
+}

@@ -1,0 +1,248 @@
+//! Models built from [`ModelConfig`]: the course's baseline MLP and a small CNN
+//! (conv–BN–ReLU–pool blocks, global average pooling, an MLP head). Dropout masks are
+//! drawn from a pcam RNG stream passed in by the caller, not from libtorch's global
+//! generator, so a training step is a pure function of (weights, batch, step) and a
+//! resumed run needs no hidden RNG state. Depends on `config` and `seed` only.
+
+use crate::config::{ModelConfig, ModelKind};
+use crate::data::{CHANNELS, TILE};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use tch::{nn, Device, Kind, Tensor};
+
+/// A network and the variables it owns.
+pub struct Model {
+    pub vs: nn::VarStore,
+    pub config: ModelConfig,
+    net: Net,
+}
+
+enum Net {
+    Mlp {
+        hidden: Vec<nn::Linear>,
+        out: nn::Linear,
+    },
+    Cnn {
+        blocks: Vec<(nn::Conv2D, nn::BatchNorm)>,
+        head: Vec<nn::Linear>,
+        out: nn::Linear,
+    },
+}
+
+impl ModelConfig {
+    /// Builds the model on `device`. Initial weights come from libtorch's generator,
+    /// which `Seeds::apply_to_torch` has seeded.
+    pub fn build(&self, device: Device) -> Model {
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let net = match self.kind {
+            ModelKind::Mlp => {
+                let mut width = (TILE * TILE * CHANNELS) as i64;
+                let mut hidden = vec![];
+                for (i, &h) in self.hidden.iter().enumerate() {
+                    hidden.push(nn::linear(
+                        &root / format!("fc{i}"),
+                        width,
+                        h as i64,
+                        Default::default(),
+                    ));
+                    width = h as i64;
+                }
+                Net::Mlp {
+                    hidden,
+                    out: nn::linear(&root / "out", width, 1, Default::default()),
+                }
+            }
+            ModelKind::Cnn => {
+                let mut chans = CHANNELS as i64;
+                let mut blocks = vec![];
+                for (i, &c) in self.channels.iter().enumerate() {
+                    let conv = nn::ConvConfig {
+                        padding: 1,
+                        bias: false,
+                        ..Default::default()
+                    };
+                    blocks.push((
+                        nn::conv2d(&root / format!("conv{i}"), chans, c as i64, 3, conv),
+                        nn::batch_norm2d(&root / format!("bn{i}"), c as i64, Default::default()),
+                    ));
+                    chans = c as i64;
+                }
+                let mut head = vec![];
+                for (i, &h) in self.hidden.iter().enumerate() {
+                    head.push(nn::linear(
+                        &root / format!("head{i}"),
+                        chans,
+                        h as i64,
+                        Default::default(),
+                    ));
+                    chans = h as i64;
+                }
+                Net::Cnn {
+                    blocks,
+                    head,
+                    out: nn::linear(&root / "out", chans, 1, Default::default()),
+                }
+            }
+        };
+        Model {
+            vs,
+            config: self.clone(),
+            net,
+        }
+    }
+}
+
+impl Model {
+    /// Logits, shape (B), for normalised tiles `xs` of shape (B, 3, 96, 96).
+    /// `dropout` is `Some(rng)` in training (masks drawn from `rng`), `None` in evaluation.
+    pub fn forward(&self, xs: &Tensor, mut dropout: Option<&mut ChaCha8Rng>) -> Tensor {
+        let train = dropout.is_some();
+        let p = self.config.dropout;
+        let mut drop = |t: Tensor| match dropout.as_deref_mut() {
+            Some(rng) if p > 0.0 => apply_dropout(t, p, rng),
+            _ => t,
+        };
+        match &self.net {
+            Net::Mlp { hidden, out } => {
+                let mut h = xs.flatten(1, -1); // (B, 27648)
+                for l in hidden {
+                    h = drop(h.apply(l).relu()); // (B, h_i)
+                }
+                h.apply(out).squeeze_dim(1) // (B)
+            }
+            Net::Cnn { blocks, head, out } => {
+                let mut h = xs.shallow_clone(); // (B, 3, 96, 96)
+                for (conv, bn) in blocks {
+                    // (B, c_i, H/2^i, W/2^i)
+                    h = h.apply(conv).apply_t(bn, train).relu().max_pool2d(
+                        [2, 2],
+                        [2, 2],
+                        [0, 0],
+                        [1, 1],
+                        false,
+                    );
+                }
+                let mut h = h.adaptive_avg_pool2d([1, 1]).flatten(1, -1); // (B, c_last)
+                for l in head {
+                    h = drop(h.apply(l).relu()); // (B, h_i)
+                }
+                h.apply(out).squeeze_dim(1) // (B)
+            }
+        }
+    }
+
+    /// Trainable parameters.
+    pub fn parameter_count(&self) -> i64 {
+        self.vs
+            .trainable_variables()
+            .iter()
+            .map(|t| t.numel() as i64)
+            .sum()
+    }
+
+    /// Variables sorted by name (weights, biases, BatchNorm running statistics).
+    pub fn named_variables(&self) -> Vec<(String, Tensor)> {
+        let mut v: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// SHA-256 over every variable's name, shape and raw little-endian f32 values, in
+    /// name order: equal hashes mean bitwise-equal weights.
+    pub fn weights_sha256(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for (name, t) in self.named_variables() {
+            h.update(name.as_bytes());
+            for d in t.size() {
+                h.update(d.to_le_bytes());
+            }
+            let flat = t.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1);
+            let vals = Vec::<f32>::try_from(&flat).expect("float tensor converts to Vec<f32>");
+            for v in vals {
+                h.update(v.to_le_bytes());
+            }
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// Inverted dropout with a mask drawn from `rng`: kept units are scaled by 1/(1-p).
+fn apply_dropout(t: Tensor, p: f64, rng: &mut ChaCha8Rng) -> Tensor {
+    let n = t.numel();
+    let keep = 1.0 - p;
+    let scale = (1.0 / keep) as f32;
+    let mask: Vec<f32> = (0..n)
+        .map(|_| {
+            if rng.random::<f64>() < keep {
+                scale
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let m = Tensor::from_slice(&mask)
+        .view(t.size().as_slice())
+        .to_device(t.device());
+    t * m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seed::Seeds;
+
+    fn cfg(kind: ModelKind) -> ModelConfig {
+        ModelConfig {
+            kind,
+            hidden: vec![8],
+            dropout: 0.5,
+            channels: vec![4, 8],
+        }
+    }
+
+    #[test]
+    fn both_models_give_one_logit_per_tile() {
+        let _g = crate::seed::torch_test_lock();
+        for kind in [ModelKind::Mlp, ModelKind::Cnn] {
+            Seeds::new(1).apply_to_torch(1);
+            let m = cfg(kind).build(Device::Cpu);
+            let xs = Tensor::zeros([2, 3, 96, 96], (Kind::Float, Device::Cpu));
+            assert_eq!(m.forward(&xs, None).size(), vec![2]);
+            let mut rng = Seeds::new(1).stream("dropout", 0);
+            assert_eq!(m.forward(&xs, Some(&mut rng)).size(), vec![2]);
+            assert!(m.parameter_count() > 0);
+        }
+    }
+
+    #[test]
+    fn same_seed_same_weights_other_seed_other_weights() {
+        let _g = crate::seed::torch_test_lock();
+        let hash = |seed| {
+            Seeds::new(seed).apply_to_torch(1);
+            cfg(ModelKind::Cnn).build(Device::Cpu).weights_sha256()
+        };
+        assert_eq!(hash(3), hash(3));
+        assert_ne!(hash(3), hash(4));
+    }
+
+    #[test]
+    fn dropout_masks_follow_the_stream() {
+        let t = Tensor::ones([4, 100], (Kind::Float, Device::Cpu));
+        let a = apply_dropout(
+            t.shallow_clone(),
+            0.5,
+            &mut Seeds::new(1).stream("dropout", 7),
+        );
+        let b = apply_dropout(
+            t.shallow_clone(),
+            0.5,
+            &mut Seeds::new(1).stream("dropout", 7),
+        );
+        assert!(a.equal(&b));
+        let kept = a.ne(0.0).sum(Kind::Int64).int64_value(&[]);
+        assert!((120..280).contains(&kept), "{kept}");
+        assert_eq!(a.max().double_value(&[]), 2.0);
+    }
+}

@@ -1,0 +1,232 @@
+//! Run folders. Every run owns `runs/<experiment>/<run-id>/` and everything downstream
+//! (evaluation, notebooks, the journal, tracking) reads from it:
+//! `config.yaml` + `config.sha256`, `manifest.json` (code, data, software, machine),
+//! `history/{epochs,steps}.csv`, `checkpoints/{last,best}.ckpt`, `metrics.json`.
+//! Files are written atomically. A leaf over `config` and `fsutil`.
+
+use crate::config::ResolvedConfig;
+use crate::error::{Error, Result};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// An existing run folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunDir {
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    /// Creates `<root>/<experiment>/<utc-time>-<hash8>` (or `explicit`) and writes the
+    /// resolved config into it. Refuses an explicit folder that already holds a run.
+    pub fn create(cfg: &ResolvedConfig, explicit: Option<&Path>) -> Result<RunDir> {
+        let path = match explicit {
+            Some(p) => {
+                if p.join("config.yaml").exists() {
+                    return Err(Error::bad_file(
+                        p,
+                        "already holds a run; use --resume to continue it",
+                    ));
+                }
+                p.to_path_buf()
+            }
+            None => {
+                let base = cfg.config.run.root.join(&cfg.config.run.experiment);
+                let stem = format!("{}-{}", utc_stamp(), &cfg.sha256[..8]);
+                let mut p = base.join(&stem);
+                let mut k = 1;
+                while p.exists() {
+                    k += 1;
+                    p = base.join(format!("{stem}-{k}"));
+                }
+                p
+            }
+        };
+        for sub in ["", "history", "checkpoints"] {
+            let d = path.join(sub);
+            std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, "creating run folder", e))?;
+        }
+        cfg.write_to(&path)?;
+        Ok(RunDir { path })
+    }
+
+    /// Opens a run folder (it must hold `config.yaml`).
+    pub fn open(path: &Path) -> Result<RunDir> {
+        if !path.join("config.yaml").is_file() {
+            return Err(Error::bad_file(path, "not a run folder (no config.yaml)"));
+        }
+        Ok(RunDir {
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The resolved config stored in the run.
+    pub fn config(&self) -> Result<crate::config::RunConfig> {
+        let p = self.path.join("config.yaml");
+        let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, "reading", e))?;
+        serde_yaml_ng::from_str(&text)
+            .map_err(|e| Error::bad_file(&p, format!("invalid run config: {e}")))
+    }
+
+    /// `checkpoints/<which>.ckpt`.
+    pub fn checkpoint(&self, which: &str) -> PathBuf {
+        self.path.join("checkpoints").join(format!("{which}.ckpt"))
+    }
+
+    /// Writes `name` (relative to the run) as pretty JSON, atomically.
+    pub fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<()> {
+        let text = serde_json::to_string_pretty(value)
+            .map_err(|e| Error::Usage(format!("serialising {name}: {e}")))?;
+        crate::fsutil::write_atomic(&self.path.join(name), format!("{text}\n").as_bytes())
+    }
+
+    /// Writes `name` as CSV with `header` and `rows`, atomically.
+    pub fn write_csv(&self, name: &str, header: &[String], rows: &[Vec<String>]) -> Result<()> {
+        let mut s = header.join(",");
+        s.push('\n');
+        for r in rows {
+            s.push_str(&r.join(","));
+            s.push('\n');
+        }
+        crate::fsutil::write_atomic(&self.path.join(name), s.as_bytes())
+    }
+}
+
+/// Where a run came from: code, data, software and machine.
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    pub pcam_version: &'static str,
+    pub git_commit: Option<String>,
+    pub git_dirty: Option<bool>,
+    pub seed: u64,
+    pub config_sha256: String,
+    /// SHA-256 of every data file read (x, y, meta of train and valid).
+    pub data_sha256: std::collections::BTreeMap<String, String>,
+    /// The data's own provenance note when it is synthetic.
+    pub data_synthetic: Option<String>,
+    pub torch_version: &'static str,
+    pub tch_version: &'static str,
+    pub device: String,
+    pub cpu: String,
+    pub torch: crate::seed::TorchPins,
+    pub slurm_job_id: Option<String>,
+    pub hostname: Option<String>,
+    pub started_utc: String,
+}
+
+impl Manifest {
+    /// Collects the facts of a run about to start.
+    pub fn collect(
+        cfg: &ResolvedConfig,
+        pins: crate::seed::TorchPins,
+        device: tch::Device,
+        data_files: &[PathBuf],
+    ) -> Result<Manifest> {
+        let mut data_sha256 = std::collections::BTreeMap::new();
+        for f in data_files {
+            data_sha256.insert(f.display().to_string(), crate::fsutil::sha256_file(f)?);
+        }
+        let git = |args: &[&str]| {
+            Command::new("git")
+                .args(args)
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        };
+        Ok(Manifest {
+            pcam_version: env!("CARGO_PKG_VERSION"),
+            git_commit: git(&["rev-parse", "HEAD"]),
+            git_dirty: git(&["status", "--porcelain", "--untracked-files=no"])
+                .map(|s| !s.is_empty()),
+            seed: cfg.config.seed,
+            config_sha256: cfg.sha256.clone(),
+            data_sha256,
+            data_synthetic: crate::data::synth::read_manifest(&cfg.config.data.dir)
+                .and_then(|m| m["note"].as_str().map(str::to_string)),
+            torch_version: env!("PCAM_TORCH_VERSION"),
+            tch_version: "0.24",
+            device: format!("{device:?}"),
+            cpu: cpu_model(),
+            torch: pins,
+            slurm_job_id: std::env::var("SLURM_JOB_ID").ok(),
+            hostname: std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|s| s.trim().to_string()),
+            started_utc: utc_stamp(),
+        })
+    }
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .map(|m| {
+            format!(
+                "{m} ({} logical cores)",
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(0)
+            )
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Current UTC time as `YYYYmmddTHHMMSS` (a name, never a seed).
+pub fn utc_stamp() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + (m <= 2) as i64;
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamp_has_the_documented_shape() {
+        let s = utc_stamp();
+        assert_eq!(s.len(), 15);
+        assert_eq!(&s[8..9], "T");
+        assert!(s.starts_with("20"));
+    }
+
+    #[test]
+    fn create_open_and_refuse_to_overwrite() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg =
+            crate::config::resolve(&[], &[format!("run.root={}", d.path().display())]).unwrap();
+        let a = RunDir::create(&cfg, None).unwrap();
+        let b = RunDir::create(&cfg, None).unwrap();
+        assert_ne!(a.path, b.path);
+        assert!(a.path.starts_with(d.path().join("default")));
+        assert_eq!(RunDir::open(&a.path).unwrap().config().unwrap(), cfg.config);
+        let e = RunDir::create(&cfg, Some(&a.path)).unwrap_err().to_string();
+        assert!(e.contains("--resume"), "{e}");
+        assert!(RunDir::open(d.path()).is_err());
+    }
+}

@@ -1,0 +1,113 @@
+//! Checkpoints: one file holding the model's variables, the optimiser's state, and the
+//! training state (epoch, step, schedule, history, normalisation statistics, the
+//! resolved config) as JSON in a byte tensor. Written to a temporary name and renamed,
+//! so a crash never leaves a torn checkpoint under the final name.
+
+use super::optim::Optimizer;
+use super::policy::{EpochRecord, StepRecord};
+use super::schedule::Schedule;
+use crate::data::loader::NormStats;
+use crate::error::{Error, Result};
+use crate::fsutil::TempPath;
+use crate::model::Model;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+use tch::Tensor;
+
+/// Everything besides tensors that a resumed run needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Epochs completed.
+    pub epochs_done: usize,
+    /// Global steps completed.
+    pub step: usize,
+    pub schedule: Schedule,
+    pub optimizer_steps: i64,
+    pub history: Vec<EpochRecord>,
+    pub steps: Vec<StepRecord>,
+    /// Layer names, in the order of `StepRecord::layer_norms`.
+    pub layers: Vec<String>,
+    pub norm: NormStats,
+    pub config_sha256: String,
+    pub config_yaml: String,
+}
+
+fn tensor_err<'a>(path: &'a Path, what: &'static str) -> impl Fn(tch::TchError) -> Error + 'a {
+    move |e| Error::Torch {
+        path: path.to_path_buf(),
+        what,
+        msg: crate::error::one_line(&e.to_string()),
+    }
+}
+
+/// Writes a checkpoint to `path` atomically.
+pub fn save(
+    path: &Path,
+    model: &Model,
+    params: &[(String, Tensor)],
+    opt: &Optimizer,
+    state: &TrainState,
+) -> Result<()> {
+    let json = serde_json::to_vec(state)
+        .map_err(|e| Error::Usage(format!("serialising train state: {e}")))?;
+    let mut named: Vec<(String, Tensor)> = model
+        .named_variables()
+        .into_iter()
+        .map(|(n, t)| (format!("model/{n}"), t))
+        .collect();
+    for (i, (n, _)) in params.iter().enumerate() {
+        named.push((format!("opt_m/{n}"), opt.m[i].shallow_clone()));
+        named.push((format!("opt_v/{n}"), opt.v[i].shallow_clone()));
+    }
+    named.push(("state".into(), Tensor::from_slice(&json)));
+    let tmp = TempPath::for_target(path);
+    Tensor::save_multi(&named, tmp.path()).map_err(tensor_err(path, "writing checkpoint"))?;
+    tmp.commit()
+}
+
+/// Restores model variables and optimiser state from `path` and returns the train state.
+pub fn load(
+    path: &Path,
+    model: &Model,
+    params: &[(String, Tensor)],
+    opt: &mut Optimizer,
+) -> Result<TrainState> {
+    if !path.exists() {
+        return Err(Error::NotFound {
+            path: path.to_path_buf(),
+        });
+    }
+    let device = model.vs.device();
+    let mut t: HashMap<String, Tensor> = Tensor::load_multi_with_device(path, device)
+        .map_err(tensor_err(path, "reading checkpoint"))?
+        .into_iter()
+        .collect();
+    let mut take = |name: &str| {
+        t.remove(name)
+            .ok_or_else(|| Error::bad_file(path, format!("checkpoint has no tensor `{name}`")))
+    };
+    let bytes = Vec::<u8>::try_from(&take("state")?.to_device(tch::Device::Cpu))
+        .map_err(tensor_err(path, "reading train state"))?;
+    let state: TrainState = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::bad_file(path, format!("invalid train state: {e}")))?;
+    tch::no_grad(|| -> Result<()> {
+        for (n, mut v) in model.named_variables() {
+            let src = take(&format!("model/{n}"))?;
+            if src.size() != v.size() {
+                return Err(Error::bad_file(
+                    path,
+                    format!("`{n}` has shape {:?}, the model {:?}", src.size(), v.size()),
+                ));
+            }
+            v.copy_(&src);
+        }
+        for (i, (n, _)) in params.iter().enumerate() {
+            opt.m[i].copy_(&take(&format!("opt_m/{n}"))?);
+            opt.v[i].copy_(&take(&format!("opt_v/{n}"))?);
+        }
+        Ok(())
+    })?;
+    opt.steps = state.optimizer_steps;
+    Ok(state)
+}

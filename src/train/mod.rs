@@ -1,0 +1,360 @@
+//! Training: the fit loop over the input pipeline, with hand-written optimisers,
+//! per-step LR schedules, global and per-layer gradient norms, optional clipping,
+//! best-model and early-stopping policies, atomic checkpoints and bitwise resume.
+//! Reads `config`, `data`, `model`, `metrics`, `run`; writes only into its run folder.
+
+pub mod checkpoint;
+pub mod optim;
+pub mod policy;
+pub mod schedule;
+
+use crate::config::ResolvedConfig;
+use crate::data::hdf5::OpenOptions;
+use crate::data::loader::{self, NormStats, Tiles};
+use crate::data::SplitName;
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::progress::Progress;
+use crate::run::{Manifest, RunDir};
+use crate::seed::Seeds;
+use checkpoint::TrainState;
+use optim::Optimizer;
+use policy::{EpochRecord, StepRecord};
+use schedule::Schedule;
+use serde::Serialize;
+use std::sync::Arc;
+use tch::{Kind, Reduction, Tensor};
+
+/// What a finished (or early-stopped) run reports; also written as `metrics.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct FitSummary {
+    pub run: std::path::PathBuf,
+    pub epochs_run: usize,
+    pub steps: usize,
+    /// SHA-256 of the final weights (bitwise identity of twin and resumed runs).
+    pub final_weights_sha256: String,
+    pub best_epoch: Option<usize>,
+    pub best: Option<EpochRecord>,
+    pub stopped_early: bool,
+    pub data_synthetic: Option<String>,
+}
+
+/// Trainable parameters sorted by name (the optimiser's fixed order).
+fn trainable(model: &Model) -> Vec<(String, Tensor)> {
+    model
+        .named_variables()
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .collect()
+}
+
+/// Layer of a variable: its name without the last segment (`conv0.weight` → `conv0`).
+fn layer_of(name: &str) -> &str {
+    name.rsplit_once('.').map(|(l, _)| l).unwrap_or(name)
+}
+
+/// Trains the run in `run` (fresh, or from its `last` checkpoint when `resume`).
+pub fn fit(
+    cfg: &ResolvedConfig,
+    run: &RunDir,
+    resume: bool,
+    progress: Progress,
+) -> Result<FitSummary> {
+    let c = &cfg.config;
+    c.check_paths()?;
+    let seeds = Seeds::new(c.seed);
+    let pins = seeds.apply_to_torch(c.train.threads);
+    let device = crate::device::select(c.train.device)?;
+    let opts = OpenOptions {
+        cache_dir: c.cache_dir(),
+        chunk_cache_mb: c.data.chunk_cache_mb,
+        progress,
+    };
+    let train = Arc::new(Tiles::load(
+        &c.data.dir,
+        SplitName::Train,
+        c.data.invalid,
+        &opts,
+    )?);
+    let valid = Tiles::load(&c.data.dir, SplitName::Valid, c.data.invalid, &opts)?;
+    if train.is_empty() || valid.is_empty() {
+        return Err(Error::bad_file(
+            &c.data.dir,
+            "no train or valid tiles left after the data.invalid policy",
+        ));
+    }
+    if !resume {
+        let files: Vec<_> = [SplitName::Train, SplitName::Valid]
+            .iter()
+            .flat_map(|s| ["x", "y", "meta"].map(|k| c.data.dir.join(s.file_name(k))))
+            .filter(|p| p.exists())
+            .collect();
+        run.write_json(
+            "manifest.json",
+            &Manifest::collect(cfg, pins, device, &files)?,
+        )?;
+    }
+
+    let model = c.model.build(device);
+    let named = trainable(&model);
+    let mut params: Vec<Tensor> = named.iter().map(|(_, t)| t.shallow_clone()).collect();
+    let mut layers: Vec<String> = named.iter().map(|(n, _)| layer_of(n).to_string()).collect();
+    layers.dedup();
+    let mut opt = Optimizer::new(
+        c.train.optimizer,
+        c.train.momentum,
+        c.train.weight_decay,
+        &params,
+    );
+    let steps_per_epoch = train.len().div_ceil(c.train.batch_size);
+    let mut state = if resume {
+        let s = checkpoint::load(&run.checkpoint("last"), &model, &named, &mut opt)?;
+        if s.config_sha256 != cfg.sha256 {
+            return Err(Error::bad_file(
+                run.checkpoint("last"),
+                "checkpoint belongs to a different config",
+            ));
+        }
+        s
+    } else {
+        TrainState {
+            epochs_done: 0,
+            step: 0,
+            schedule: Schedule::new(&c.train, steps_per_epoch),
+            optimizer_steps: 0,
+            history: vec![],
+            steps: vec![],
+            layers: layers.clone(),
+            norm: NormStats::of(&train),
+            config_sha256: cfg.sha256.clone(),
+            config_yaml: cfg.yaml.clone(),
+        }
+    };
+    let norm = state.norm;
+    let mut stopped_early = false;
+
+    for epoch in state.epochs_done..c.train.epochs {
+        if policy::should_stop(&state.history, c.train.select, c.train.early_stop_patience) {
+            stopped_early = true;
+            break;
+        }
+        let t0 = std::time::Instant::now();
+        let order = loader::epoch_order(&seeds, epoch, &train.labels, c.train.balanced);
+        let augment = c.train.augment.then_some((seeds, epoch));
+        let rx = loader::batches(Arc::clone(&train), order, c.train.batch_size, norm, augment);
+        let bar = progress.bar(
+            steps_per_epoch as u64,
+            format!("epoch {}/{}", epoch + 1, c.train.epochs),
+            "steps",
+        );
+        let mut loss_sum = 0.0;
+        let mut seen = 0usize;
+        for batch in rx {
+            let lr = state.schedule.lr(state.step);
+            let (x, y) = batch.to_tensors(device);
+            for p in params.iter_mut() {
+                p.zero_grad();
+            }
+            let mut drop_rng = seeds.stream("dropout", state.step as u64);
+            let logits = model.forward(&x, Some(&mut drop_rng));
+            let loss =
+                logits.binary_cross_entropy_with_logits::<Tensor>(&y, None, None, Reduction::Mean);
+            loss.backward();
+            let (grad_norm, layer_norms) = grad_norms(&named, &layers);
+            if let Some(max) = c.train.clip_grad_norm {
+                if grad_norm > max {
+                    tch::no_grad(|| {
+                        for p in params.iter() {
+                            let mut g = p.grad();
+                            if g.defined() {
+                                let _ = g.g_mul_scalar_(max / (grad_norm + 1e-12));
+                            }
+                        }
+                    });
+                }
+            }
+            opt.step(&mut params, lr);
+            let l = loss.double_value(&[]);
+            loss_sum += l * batch.y.len() as f64;
+            seen += batch.y.len();
+            state.steps.push(StepRecord {
+                step: state.step,
+                epoch,
+                lr,
+                loss: l,
+                grad_norm,
+                layer_norms,
+            });
+            state.step += 1;
+            bar.set_message(format!(
+                "epoch {}/{} loss {l:.4}",
+                epoch + 1,
+                c.train.epochs
+            ));
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let train_secs = t0.elapsed().as_secs_f64();
+        let (valid_loss, valid_auc, valid_accuracy) =
+            evaluate(&model, &valid, &norm, c.train.batch_size, device);
+        state.schedule.end_epoch(valid_loss);
+        state.history.push(EpochRecord {
+            epoch,
+            steps: steps_per_epoch,
+            train_loss: loss_sum / seen.max(1) as f64,
+            valid_loss,
+            valid_auc,
+            valid_accuracy,
+            lr_end: state.schedule.lr(state.step.saturating_sub(1)),
+            seconds: t0.elapsed().as_secs_f64(),
+            images_per_second: seen as f64 / train_secs.max(1e-9),
+        });
+        state.epochs_done = epoch + 1;
+        state.optimizer_steps = opt.steps;
+        checkpoint::save(&run.checkpoint("last"), &model, &named, &opt, &state)?;
+        if policy::is_new_best(&state.history, c.train.select) {
+            checkpoint::save(&run.checkpoint("best"), &model, &named, &opt, &state)?;
+        }
+        write_history(run, &state)?;
+        if !progress.quiet {
+            let e = state.history.last().expect("just pushed");
+            eprintln!(
+                "epoch {}/{}: train loss {:.4}, valid loss {:.4}, valid AUC {}, {:.0} img/s",
+                epoch + 1,
+                c.train.epochs,
+                e.train_loss,
+                e.valid_loss,
+                e.valid_auc
+                    .map(|a| format!("{a:.4}"))
+                    .unwrap_or_else(|| "n/a".into()),
+                e.images_per_second
+            );
+        }
+    }
+    let best_epoch = policy::best_epoch(&state.history, c.train.select);
+    let summary = FitSummary {
+        run: run.path.clone(),
+        epochs_run: state.epochs_done,
+        steps: state.step,
+        final_weights_sha256: model.weights_sha256(),
+        best_epoch,
+        best: best_epoch.map(|b| state.history[b].clone()),
+        stopped_early,
+        data_synthetic: crate::data::synth::read_manifest(&c.data.dir)
+            .and_then(|m| m["note"].as_str().map(str::to_string)),
+    };
+    run.write_json("metrics.json", &summary)?;
+    Ok(summary)
+}
+
+/// Global and per-layer L2 norms of the current gradients.
+fn grad_norms(named: &[(String, Tensor)], layers: &[String]) -> (f64, Vec<f64>) {
+    let mut per_layer = vec![0.0f64; layers.len()];
+    for (n, p) in named {
+        let g = p.grad();
+        if !g.defined() {
+            continue;
+        }
+        let sq = g.pow_tensor_scalar(2).sum(Kind::Double).double_value(&[]);
+        if let Some(i) = layers.iter().position(|l| l == layer_of(n)) {
+            per_layer[i] += sq;
+        }
+    }
+    let global = per_layer.iter().sum::<f64>().sqrt();
+    (global, per_layer.into_iter().map(f64::sqrt).collect())
+}
+
+/// Validation loss, ROC-AUC and accuracy at 0.5, in file order without augmentation.
+pub fn evaluate(
+    model: &Model,
+    tiles: &Tiles,
+    norm: &NormStats,
+    batch_size: usize,
+    device: tch::Device,
+) -> (f64, Option<f64>, f64) {
+    let probs = predict(model, tiles, norm, batch_size, device);
+    (
+        crate::metrics::log_loss(&probs, &tiles.labels),
+        crate::metrics::roc_auc(&probs, &tiles.labels),
+        crate::metrics::accuracy(&probs, &tiles.labels, 0.5),
+    )
+}
+
+/// Probabilities for every tile, in order.
+pub fn predict(
+    model: &Model,
+    tiles: &Tiles,
+    norm: &NormStats,
+    batch_size: usize,
+    device: tch::Device,
+) -> Vec<f32> {
+    let order: Vec<usize> = (0..tiles.len()).collect();
+    let mut out = Vec::with_capacity(tiles.len());
+    tch::no_grad(|| {
+        for idx in order.chunks(batch_size.max(1)) {
+            let (x, _) = loader::make_batch(tiles, idx, norm, None).to_tensors(device);
+            let p = model
+                .forward(&x, None)
+                .sigmoid()
+                .to_device(tch::Device::Cpu);
+            out.extend(Vec::<f32>::try_from(&p).expect("float probabilities"));
+        }
+    });
+    out
+}
+
+fn write_history(run: &RunDir, s: &TrainState) -> Result<()> {
+    let header: Vec<String> = [
+        "epoch",
+        "steps",
+        "train_loss",
+        "valid_loss",
+        "valid_auc",
+        "valid_accuracy",
+        "lr_end",
+        "seconds",
+        "images_per_second",
+    ]
+    .iter()
+    .map(|h| h.to_string())
+    .collect();
+    let rows: Vec<Vec<String>> = s
+        .history
+        .iter()
+        .map(|e| {
+            vec![
+                e.epoch.to_string(),
+                e.steps.to_string(),
+                format!("{:e}", e.train_loss),
+                format!("{:e}", e.valid_loss),
+                e.valid_auc.map(|a| format!("{a:e}")).unwrap_or_default(),
+                format!("{:e}", e.valid_accuracy),
+                format!("{:e}", e.lr_end),
+                format!("{:.3}", e.seconds),
+                format!("{:.1}", e.images_per_second),
+            ]
+        })
+        .collect();
+    run.write_csv("history/epochs.csv", &header, &rows)?;
+    let mut header: Vec<String> = ["step", "epoch", "lr", "loss", "grad_norm"]
+        .iter()
+        .map(|h| h.to_string())
+        .collect();
+    header.extend(s.layers.iter().map(|l| format!("grad_norm/{l}")));
+    let rows: Vec<Vec<String>> = s
+        .steps
+        .iter()
+        .map(|r| {
+            let mut v = vec![
+                r.step.to_string(),
+                r.epoch.to_string(),
+                format!("{:e}", r.lr),
+                format!("{:e}", r.loss),
+                format!("{:e}", r.grad_norm),
+            ];
+            v.extend(r.layer_norms.iter().map(|n| format!("{n:e}")));
+            v
+        })
+        .collect();
+    run.write_csv("history/steps.csv", &header, &rows)
+}
