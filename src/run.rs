@@ -68,6 +68,18 @@ impl RunDir {
             .map_err(|e| Error::bad_file(&p, format!("invalid run config: {e}")))
     }
 
+    /// The final weights' SHA-256 recorded in `metrics.json` (finished runs only).
+    pub fn weights_sha256(&self) -> Result<String> {
+        let p = self.path.join("metrics.json");
+        let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, "reading", e))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| Error::bad_file(&p, e.to_string()))?;
+        v["final_weights_sha256"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| Error::bad_file(&p, "no final_weights_sha256"))
+    }
+
     /// `checkpoints/<which>.ckpt`.
     pub fn checkpoint(&self, which: &str) -> PathBuf {
         self.path.join("checkpoints").join(format!("{which}.ckpt"))

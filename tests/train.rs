@@ -203,8 +203,25 @@ fn the_run_folder_holds_config_manifest_history_checkpoints_and_metrics() {
         1 + 2 * 6,
         "6 steps of 16 tiles per epoch"
     );
+    let h = pcam::train::read_history(run).unwrap();
+    assert_eq!((h.epochs.len(), h.steps.len()), (2, 12));
+    assert_eq!(
+        h.layers,
+        vec!["bn0", "bn1", "conv0", "conv1", "head0", "out"]
+    );
+    assert!(h
+        .steps
+        .iter()
+        .all(|s| s.layer_norms.len() == 6 && s.grad_norm > 0.0));
     let metrics = json(&run.join("metrics.json"));
     assert_eq!(metrics["epochs_run"], 2);
+    assert_eq!(
+        pcam::run::RunDir::open(run)
+            .unwrap()
+            .weights_sha256()
+            .unwrap(),
+        metrics["final_weights_sha256"].as_str().unwrap()
+    );
     assert!(metrics["best"]["valid_auc"].as_f64().unwrap() > 0.0);
     assert!(o.stdout.contains("(SYNTHETIC data)"), "{}", o.stdout);
 }

@@ -82,3 +82,110 @@ pub fn grouped_bars(
         Ok(())
     })
 }
+
+/// One line of a line chart.
+#[derive(Debug, Clone)]
+pub struct Line {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+    pub color: RGBColor,
+}
+
+/// Lines over a shared x axis, optionally with a log-scaled y axis, with a legend.
+pub fn lines(
+    name: &str,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Line],
+    log_y: bool,
+) -> Result<Figure> {
+    let pts = || series.iter().flat_map(|s| s.points.iter().copied());
+    let (x0, x1) = pts().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (x, _)| {
+        (a.min(x), b.max(x))
+    });
+    let ys = pts()
+        .map(|(_, y)| y)
+        .filter(|y| y.is_finite() && (!log_y || *y > 0.0));
+    let (y0, y1) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
+        (a.min(y), b.max(y))
+    });
+    let (x0, x1) = if x0 < x1 { (x0, x1) } else { (0.0, 1.0) };
+    let (y0, y1) = if y0 < y1 {
+        (y0, y1)
+    } else {
+        (y0.min(0.0), y0.max(0.0) + 1.0)
+    };
+    Figure::draw(name, (900, 480), |area| {
+        let mut b = ChartBuilder::on(area);
+        b.caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(80);
+        macro_rules! finish {
+            ($chart:expr) => {{
+                let mut chart = $chart;
+                chart
+                    .configure_mesh()
+                    .x_desc(x_label)
+                    .y_desc(y_label)
+                    .label_style(("sans-serif", 14))
+                    .draw()?;
+                for s in series {
+                    let color = s.color;
+                    chart
+                        .draw_series(LineSeries::new(
+                            s.points.iter().copied(),
+                            color.stroke_width(2),
+                        ))?
+                        .label(s.label.as_str())
+                        .legend(move |(x, y)| {
+                            PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2))
+                        });
+                }
+                chart
+                    .configure_series_labels()
+                    .position(SeriesLabelPosition::UpperRight)
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK.mix(0.3))
+                    .label_font(("sans-serif", 13))
+                    .draw()?;
+            }};
+        }
+        if log_y {
+            finish!(b.build_cartesian_2d(x0..x1, (y0 * 0.9..y1 * 1.1).log_scale())?);
+        } else {
+            let pad = (y1 - y0) * 0.05;
+            finish!(b.build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))?);
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_charts_render_linear_and_log() {
+        let s = vec![Line {
+            label: "a".into(),
+            points: (0..20).map(|i| (i as f64, 1.0 + i as f64)).collect(),
+            color: PALETTE[0],
+        }];
+        let lin = lines("l", "t", "x", "y", &s, false).unwrap();
+        let log = lines("l", "t", "x", "y", &s, true).unwrap();
+        assert_ne!(lin.png(), log.png());
+    }
+
+    #[test]
+    fn grouped_bars_render() {
+        let s = vec![Series {
+            label: "a".into(),
+            values: vec![1.0, 2.0],
+            color: PALETTE[1],
+        }];
+        let f = grouped_bars("b", "t", "y", &["g1".into(), "g2".into()], &s).unwrap();
+        assert!(f.png().len() > 1000);
+    }
+}

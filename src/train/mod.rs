@@ -358,3 +358,77 @@ fn write_history(run: &RunDir, s: &TrainState) -> Result<()> {
         .collect();
     run.write_csv("history/steps.csv", &header, &rows)
 }
+
+/// A run's logged history, read back from `history/*.csv`.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    pub epochs: Vec<EpochRecord>,
+    pub steps: Vec<StepRecord>,
+    /// Layer names of the per-layer gradient-norm columns.
+    pub layers: Vec<String>,
+}
+
+/// Reads `history/epochs.csv` and `history/steps.csv` of the run in `dir`.
+pub fn read_history(dir: &std::path::Path) -> Result<History> {
+    fn rows(path: &std::path::Path) -> Result<(Vec<String>, Vec<Vec<String>>)> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "reading", e))?;
+        let mut lines = text.lines();
+        let header = lines
+            .next()
+            .unwrap_or("")
+            .split(',')
+            .map(str::to_string)
+            .collect();
+        Ok((
+            header,
+            lines
+                .map(|l| l.split(',').map(str::to_string).collect())
+                .collect(),
+        ))
+    }
+    let num = |path: &std::path::Path, s: &str| -> Result<f64> {
+        s.parse::<f64>()
+            .map_err(|_| Error::bad_file(path, format!("`{s}` is not a number")))
+    };
+    let ep = dir.join("history/epochs.csv");
+    let (_, erows) = rows(&ep)?;
+    let mut h = History::default();
+    for r in erows {
+        let f = |i: usize| num(&ep, r.get(i).map(String::as_str).unwrap_or(""));
+        h.epochs.push(EpochRecord {
+            epoch: f(0)? as usize,
+            steps: f(1)? as usize,
+            train_loss: f(2)?,
+            valid_loss: f(3)?,
+            valid_auc: f(4).ok(),
+            valid_accuracy: f(5)?,
+            lr_end: f(6)?,
+            seconds: f(7)?,
+            images_per_second: f(8)?,
+        });
+    }
+    let sp = dir.join("history/steps.csv");
+    let (header, srows) = rows(&sp)?;
+    h.layers = header
+        .iter()
+        .filter_map(|c| c.strip_prefix("grad_norm/").map(str::to_string))
+        .collect();
+    for r in srows {
+        let vals = r
+            .iter()
+            .map(|v| num(&sp, v))
+            .collect::<Result<Vec<f64>>>()?;
+        if vals.len() < 5 {
+            return Err(Error::bad_file(&sp, "a row has fewer than 5 columns"));
+        }
+        h.steps.push(StepRecord {
+            step: vals[0] as usize,
+            epoch: vals[1] as usize,
+            lr: vals[2],
+            loss: vals[3],
+            grad_norm: vals[4],
+            layer_norms: vals[5..].to_vec(),
+        });
+    }
+    Ok(h)
+}
