@@ -37,17 +37,8 @@ impl ModelConfig {
         let root = vs.root();
         let net = match self.kind {
             ModelKind::Mlp => {
-                let mut width = (TILE * TILE * CHANNELS) as i64;
-                let mut hidden = vec![];
-                for (i, &h) in self.hidden.iter().enumerate() {
-                    hidden.push(nn::linear(
-                        &root / format!("fc{i}"),
-                        width,
-                        h as i64,
-                        Default::default(),
-                    ));
-                    width = h as i64;
-                }
+                let (hidden, width) =
+                    linear_stack(&root, "fc", (TILE * TILE * CHANNELS) as i64, &self.hidden);
                 Net::Mlp {
                     hidden,
                     out: nn::linear(&root / "out", width, 1, Default::default()),
@@ -68,20 +59,11 @@ impl ModelConfig {
                     ));
                     chans = c as i64;
                 }
-                let mut head = vec![];
-                for (i, &h) in self.hidden.iter().enumerate() {
-                    head.push(nn::linear(
-                        &root / format!("head{i}"),
-                        chans,
-                        h as i64,
-                        Default::default(),
-                    ));
-                    chans = h as i64;
-                }
+                let (head, width) = linear_stack(&root, "head", chans, &self.hidden);
                 Net::Cnn {
                     blocks,
                     head,
-                    out: nn::linear(&root / "out", chans, 1, Default::default()),
+                    out: nn::linear(&root / "out", width, 1, Default::default()),
                 }
             }
         };
@@ -91,6 +73,28 @@ impl ModelConfig {
             net,
         }
     }
+}
+
+/// Linear layers `<prefix>0, <prefix>1, …` of the given widths after an input of
+/// `input` features; returns them and the last width.
+fn linear_stack(
+    root: &nn::Path,
+    prefix: &str,
+    input: i64,
+    widths: &[usize],
+) -> (Vec<nn::Linear>, i64) {
+    let mut width = input;
+    let mut layers = vec![];
+    for (i, &h) in widths.iter().enumerate() {
+        layers.push(nn::linear(
+            root / format!("{prefix}{i}"),
+            width,
+            h as i64,
+            Default::default(),
+        ));
+        width = h as i64;
+    }
+    (layers, width)
 }
 
 impl Model {
