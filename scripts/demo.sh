@@ -29,15 +29,17 @@ echo "== 4. the resolved default configuration"
 $pcam -q config show --write "$out" | tail -n 1
 
 echo
-echo "== 5. train the course's baseline MLP and the small CNN on the SYNTHETIC pcam variant"
+echo "== 5. train the course's baseline MLP and the small CNN on the SYNTHETIC pcam variant, evaluate on test"
 for m in mlp cnn; do
   $pcam train --config "configs/experiment/demo_$m.yaml" | tee "$out/train-$m.txt"
+  run=$(awk '/^run /{print $2}' "$out/train-$m.txt")
+  $pcam eval --run "$run" --split test | tee "$out/eval-$m.txt"
 done
 
 echo
 echo "outputs:"
 echo "  data/demo/pcam/     synthetic PCAM, uint8 + gzip (9 files + synthetic.json)"
 echo "  data/demo/course/   synthetic course copy, float32, poisoned (ground truth in synthetic.json)"
-echo "  $out/            inspect-{pcam,course}.{txt,json}, check-course.txt, train-{mlp,cnn}.txt,"
+echo "  $out/            inspect-{pcam,course}.{txt,json}, check-course.txt, {train,eval}-{mlp,cnn}.txt,"
 echo "                     config.yaml, config.sha256"
 echo "  runs/demo/<run-id>/ one folder per training run: config, manifest, history, checkpoints, metrics"

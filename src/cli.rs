@@ -42,6 +42,18 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         run_dir: Option<PathBuf>,
     },
+    /// Evaluate a finished run's checkpoint on a split (writes eval-<split>.json and predictions).
+    Eval {
+        /// The run folder.
+        #[arg(long, value_name = "RUN_DIR")]
+        run: PathBuf,
+        /// Split to evaluate.
+        #[arg(long, default_value = "test")]
+        split: pcam::data::SplitName,
+        /// Which checkpoint: best or last.
+        #[arg(long, default_value = "best", value_parser = ["best", "last"])]
+        checkpoint: String,
+    },
     /// Train the same config twice in two processes and compare weights and histories.
     TwinRun {
         #[command(flatten)]
@@ -355,6 +367,26 @@ pub fn run(cli: Cli) -> Result<()> {
                     }
                 );
             }
+        }
+        Command::Eval {
+            run,
+            split,
+            checkpoint,
+        } => {
+            let run = pcam::run::RunDir::open(&run)?;
+            let r = pcam::eval::evaluate(&run, split, &checkpoint, progress)?;
+            println!(
+                "{} {} ({} checkpoint, {} tiles): ROC-AUC {}, accuracy {:.4} at threshold {}, log loss {:.4}{}",
+                r.run.display(),
+                r.split,
+                r.checkpoint,
+                r.tiles,
+                r.roc_auc.map(|a| format!("{a:.4}")).unwrap_or_else(|| "n/a".into()),
+                r.accuracy,
+                r.threshold,
+                r.log_loss,
+                if r.data_synthetic.is_some() { " (SYNTHETIC data)" } else { "" }
+            );
         }
         Command::TwinRun { config, out } => {
             let cfg = config.resolve()?;

@@ -253,3 +253,43 @@ fn resume_and_train_errors_are_one_line() {
     let o = pcam(d.path(), &args(&["train", "--run-dir", "r"], &over));
     assert_error(&o, &["already holds a run"]);
 }
+
+#[test]
+fn eval_rebuilds_the_model_and_reproduces_the_training_metric() {
+    let d = tempfile::tempdir().unwrap();
+    dataset(d.path());
+    let mut over = tiny("cnn");
+    over.push("train.epochs=2".into());
+    assert_eq!(
+        pcam(d.path(), &args(&["-q", "train", "--run-dir", "r"], &over)).code,
+        0
+    );
+    let o = pcam(d.path(), &["eval", "--run", "r", "--split", "valid"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let e = json(&d.path().join("r/eval-valid.json"));
+    let m = json(&d.path().join("r/metrics.json"));
+    assert_eq!(
+        e["roc_auc"], m["best"]["valid_auc"],
+        "eval must recompute the best epoch's AUC exactly"
+    );
+    assert_eq!(e["tiles"], 32);
+    let o = pcam(
+        d.path(),
+        &[
+            "eval",
+            "--run",
+            "r",
+            "--split",
+            "test",
+            "--checkpoint",
+            "last",
+        ],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.contains("(SYNTHETIC data)"), "{}", o.stdout);
+    let preds = std::fs::read_to_string(d.path().join("r/predictions-test.csv")).unwrap();
+    assert_eq!(preds.lines().count(), 33);
+    assert!(preds.starts_with("file_index,label,probability\n"));
+    let o = pcam(d.path(), &["eval", "--run", "d"]);
+    assert_error(&o, &["not a run folder"]);
+}

@@ -73,27 +73,46 @@ pub fn load(
     params: &[(String, Tensor)],
     opt: &mut Optimizer,
 ) -> Result<TrainState> {
+    let (state, mut rest) = load_model(path, model)?;
+    tch::no_grad(|| -> Result<()> {
+        for (i, (n, _)) in params.iter().enumerate() {
+            opt.m[i].copy_(&take(path, &mut rest, &format!("opt_m/{n}"))?);
+            opt.v[i].copy_(&take(path, &mut rest, &format!("opt_v/{n}"))?);
+        }
+        Ok(())
+    })?;
+    opt.steps = state.optimizer_steps;
+    Ok(state)
+}
+
+/// Restores only the model's variables (for evaluation and prediction).
+pub fn load_weights(path: &Path, model: &Model) -> Result<TrainState> {
+    load_model(path, model).map(|(s, _)| s)
+}
+
+fn take(path: &Path, t: &mut HashMap<String, Tensor>, name: &str) -> Result<Tensor> {
+    t.remove(name)
+        .ok_or_else(|| Error::bad_file(path, format!("checkpoint has no tensor `{name}`")))
+}
+
+/// Reads the checkpoint, restores the model, returns the state and the other tensors.
+fn load_model(path: &Path, model: &Model) -> Result<(TrainState, HashMap<String, Tensor>)> {
     if !path.exists() {
         return Err(Error::NotFound {
             path: path.to_path_buf(),
         });
     }
-    let device = model.vs.device();
-    let mut t: HashMap<String, Tensor> = Tensor::load_multi_with_device(path, device)
+    let mut t: HashMap<String, Tensor> = Tensor::load_multi_with_device(path, model.vs.device())
         .map_err(tensor_err(path, "reading checkpoint"))?
         .into_iter()
         .collect();
-    let mut take = |name: &str| {
-        t.remove(name)
-            .ok_or_else(|| Error::bad_file(path, format!("checkpoint has no tensor `{name}`")))
-    };
-    let bytes = Vec::<u8>::try_from(&take("state")?.to_device(tch::Device::Cpu))
+    let bytes = Vec::<u8>::try_from(&take(path, &mut t, "state")?.to_device(tch::Device::Cpu))
         .map_err(tensor_err(path, "reading train state"))?;
     let state: TrainState = serde_json::from_slice(&bytes)
         .map_err(|e| Error::bad_file(path, format!("invalid train state: {e}")))?;
     tch::no_grad(|| -> Result<()> {
         for (n, mut v) in model.named_variables() {
-            let src = take(&format!("model/{n}"))?;
+            let src = take(path, &mut t, &format!("model/{n}"))?;
             if src.size() != v.size() {
                 return Err(Error::bad_file(
                     path,
@@ -102,12 +121,7 @@ pub fn load(
             }
             v.copy_(&src);
         }
-        for (i, (n, _)) in params.iter().enumerate() {
-            opt.m[i].copy_(&take(&format!("opt_m/{n}"))?);
-            opt.v[i].copy_(&take(&format!("opt_v/{n}"))?);
-        }
         Ok(())
     })?;
-    opt.steps = state.optimizer_steps;
-    Ok(state)
+    Ok((state, t))
 }

@@ -1,0 +1,79 @@
+//! Evaluation of a finished run on a split: rebuilds the model from the run's own
+//! config, loads a checkpoint, predicts every tile and writes
+//! `eval-<split>.json` and `predictions-<split>.csv` into the run folder. Thresholds
+//! other than 0.5, baselines and slicing build on this (journal Q5/Q6).
+
+use crate::data::hdf5::OpenOptions;
+use crate::data::loader::Tiles;
+use crate::data::SplitName;
+use crate::error::Result;
+use crate::progress::Progress;
+use crate::run::RunDir;
+use crate::seed::Seeds;
+use serde::Serialize;
+
+/// Decision threshold on the predicted probability.
+pub const THRESHOLD: f32 = 0.5;
+
+/// What `pcam eval` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    pub run: std::path::PathBuf,
+    pub split: SplitName,
+    pub checkpoint: String,
+    /// Tiles evaluated (after the run's `data.invalid` policy).
+    pub tiles: usize,
+    pub positives: usize,
+    pub threshold: f32,
+    pub log_loss: f64,
+    pub roc_auc: Option<f64>,
+    pub accuracy: f64,
+    pub data_synthetic: Option<String>,
+}
+
+/// Evaluates checkpoint `which` (`best` or `last`) of `run` on `split`.
+pub fn evaluate(
+    run: &RunDir,
+    split: SplitName,
+    which: &str,
+    progress: Progress,
+) -> Result<EvalReport> {
+    let c = run.config()?;
+    Seeds::new(c.seed).apply_to_torch(c.train.threads);
+    let device = crate::device::select(c.train.device)?;
+    let model = c.model.build(device);
+    let state = crate::train::checkpoint::load_weights(&run.checkpoint(which), &model)?;
+    let opts = OpenOptions {
+        cache_dir: c.cache_dir(),
+        chunk_cache_mb: c.data.chunk_cache_mb,
+        progress,
+    };
+    let tiles = Tiles::load(&c.data.dir, split, c.data.invalid, &opts)?;
+    let probs = crate::train::predict(&model, &tiles, &state.norm, c.train.batch_size, device);
+    let rows: Vec<Vec<String>> = (0..tiles.len())
+        .map(|i| {
+            vec![
+                tiles.file_index[i].to_string(),
+                tiles.labels[i].to_string(),
+                format!("{:e}", probs[i]),
+            ]
+        })
+        .collect();
+    let header = ["file_index", "label", "probability"].map(String::from);
+    run.write_csv(&format!("predictions-{split}.csv"), &header, &rows)?;
+    let report = EvalReport {
+        run: run.path.clone(),
+        split,
+        checkpoint: which.to_string(),
+        tiles: tiles.len(),
+        positives: tiles.labels.iter().filter(|&&l| l == 1).count(),
+        threshold: THRESHOLD,
+        log_loss: crate::metrics::log_loss(&probs, &tiles.labels),
+        roc_auc: crate::metrics::roc_auc(&probs, &tiles.labels),
+        accuracy: crate::metrics::accuracy(&probs, &tiles.labels, THRESHOLD),
+        data_synthetic: crate::data::synth::read_manifest(&c.data.dir)
+            .and_then(|m| m["note"].as_str().map(str::to_string)),
+    };
+    run.write_json(&format!("eval-{split}.json"), &report)?;
+    Ok(report)
+}
