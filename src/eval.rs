@@ -71,8 +71,7 @@ pub fn evaluate(
         log_loss: crate::metrics::log_loss(&probs, &tiles.labels),
         roc_auc: crate::metrics::roc_auc(&probs, &tiles.labels),
         accuracy: crate::metrics::accuracy(&probs, &tiles.labels, THRESHOLD),
-        data_synthetic: crate::data::synth::read_manifest(&c.data.dir)
-            .and_then(|m| m["note"].as_str().map(str::to_string)),
+        data_synthetic: crate::data::synth::note(&c.data.dir),
     };
     run.write_json(&format!("eval-{split}.json"), &report)?;
     Ok(report)

@@ -154,8 +154,7 @@ impl Manifest {
             seed: cfg.config.seed,
             config_sha256: cfg.sha256.clone(),
             data_sha256,
-            data_synthetic: crate::data::synth::read_manifest(&cfg.config.data.dir)
-                .and_then(|m| m["note"].as_str().map(str::to_string)),
+            data_synthetic: crate::data::synth::note(&cfg.config.data.dir),
             torch_version: env!("PCAM_TORCH_VERSION"),
             tch_version: "0.24",
             device: format!("{device:?}"),

@@ -240,8 +240,7 @@ pub fn fit(
         best_epoch,
         best: best_epoch.map(|b| state.history[b].clone()),
         stopped_early,
-        data_synthetic: crate::data::synth::read_manifest(&c.data.dir)
-            .and_then(|m| m["note"].as_str().map(str::to_string)),
+        data_synthetic: crate::data::synth::note(&c.data.dir),
     };
     run.write_json("metrics.json", &summary)?;
     Ok(summary)

@@ -308,6 +308,11 @@ pub fn render_tile_for_bench(seed: u64, index: usize) -> Vec<u8> {
     out
 }
 
+/// The provenance note of a synthetic dataset in `dir` (`None` for real data).
+pub fn note(dir: &Path) -> Option<String> {
+    read_manifest(dir).and_then(|m| m["note"].as_str().map(str::to_string))
+}
+
 struct Ctx<'a> {
     seeds: Seeds,
     slides: &'a BTreeMap<SplitName, Vec<Slide>>,
