@@ -296,11 +296,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Data(DataCmd::Check { config, json }) => {
             let r = config.resolve()?;
             r.config.check_paths()?;
-            let opts = OpenOptions {
-                cache_dir: r.config.cache_dir(),
-                chunk_cache_mb: r.config.data.chunk_cache_mb,
-                progress,
-            };
+            let opts = OpenOptions::from_config(&r.config, progress);
             let reports = inspect::check(&r.config.data.dir, r.config.data.invalid, &opts)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&reports)?);
@@ -412,11 +408,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let cfg = config.resolve()?;
             cfg.config.check_paths()?;
             let c = &cfg.config;
-            let opts = OpenOptions {
-                cache_dir: c.cache_dir(),
-                chunk_cache_mb: c.data.chunk_cache_mb,
-                progress,
-            };
+            let opts = OpenOptions::from_config(c, progress);
             let train = std::sync::Arc::new(pcam::data::loader::Tiles::load(
                 &c.data.dir,
                 pcam::data::SplitName::Train,

@@ -43,11 +43,7 @@ pub fn evaluate(
     let device = crate::device::select(c.train.device)?;
     let model = c.model.build(device);
     let state = crate::train::checkpoint::load_weights(&run.checkpoint(which), &model)?;
-    let opts = OpenOptions {
-        cache_dir: c.cache_dir(),
-        chunk_cache_mb: c.data.chunk_cache_mb,
-        progress,
-    };
+    let opts = OpenOptions::from_config(&c, progress);
     let tiles = Tiles::load(&c.data.dir, split, c.data.invalid, &opts)?;
     let probs = crate::train::predict(&model, &tiles, &state.norm, c.train.batch_size, device);
     let rows: Vec<Vec<String>> = (0..tiles.len())

@@ -191,6 +191,17 @@ pub struct OpenOptions {
     pub progress: Progress,
 }
 
+impl OpenOptions {
+    /// The options a run's configuration asks for (`data.cache_dir`, `data.chunk_cache_mb`).
+    pub fn from_config(c: &crate::config::RunConfig, progress: Progress) -> OpenOptions {
+        OpenOptions {
+            cache_dir: c.cache_dir(),
+            chunk_cache_mb: c.data.chunk_cache_mb,
+            progress,
+        }
+    }
+}
+
 impl Split {
     /// Opens split `name` from `dir` by the standard file names (`.h5` or `.h5.gz`).
     pub fn open_dir(dir: &Path, name: SplitName, opts: &OpenOptions) -> Result<Split> {

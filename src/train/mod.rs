@@ -65,11 +65,7 @@ pub fn fit(
     let seeds = Seeds::new(c.seed);
     let pins = seeds.apply_to_torch(c.train.threads);
     let device = crate::device::select(c.train.device)?;
-    let opts = OpenOptions {
-        cache_dir: c.cache_dir(),
-        chunk_cache_mb: c.data.chunk_cache_mb,
-        progress,
-    };
+    let opts = OpenOptions::from_config(c, progress);
     let train = Arc::new(Tiles::load(
         &c.data.dir,
         SplitName::Train,
