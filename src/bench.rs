@@ -15,7 +15,7 @@ use tch::{Reduction, Tensor};
 /// Steps run before timing starts in each round.
 const WARM_UP: usize = 5;
 /// Alternating rounds of the two measurements.
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 
 /// One benchmark row.
 #[derive(Debug, Clone, Serialize)]
@@ -26,6 +26,8 @@ pub struct TrainThroughput {
     pub steps: usize,
     pub pipeline_images_per_second: f64,
     pub compute_only_images_per_second: f64,
+    /// Batch assembly alone (normalise + augment + tensor), one thread, no training.
+    pub assembly_images_per_second: f64,
     /// pipeline / compute-only.
     pub ratio: f64,
 }
@@ -95,11 +97,17 @@ pub fn train_throughput(
             if k == WARM_UP {
                 t0 = Instant::now();
             }
-            let (x, y) = b.to_tensors(device);
+            let (x, y) = b.to_device(device);
             step(&x, &y, k);
         }
         pipeline = pipeline.max((steps * bs) as f64 / t0.elapsed().as_secs_f64());
     }
+    let t0 = Instant::now();
+    for idx in order.chunks(bs).take(steps) {
+        let b = loader::make_batch(train, idx, &norm, Some((&seeds, 0)));
+        let _ = std::hint::black_box(b.to_tensors(device));
+    }
+    let assembly = (steps * bs) as f64 / t0.elapsed().as_secs_f64();
     TrainThroughput {
         model: match model.kind {
             crate::config::ModelKind::Mlp => format!("mlp {:?}", model.hidden),
@@ -110,6 +118,7 @@ pub fn train_throughput(
         steps,
         pipeline_images_per_second: pipeline,
         compute_only_images_per_second: compute,
+        assembly_images_per_second: assembly,
         ratio: pipeline / compute,
     }
 }

@@ -54,6 +54,24 @@ pub enum Command {
         #[arg(long, default_value = "best", value_parser = ["best", "last"])]
         checkpoint: String,
     },
+    /// Predict tumour probability for new tiles with a finished run's model.
+    Predict {
+        /// The run folder.
+        #[arg(long, value_name = "RUN_DIR")]
+        run: PathBuf,
+        /// PCAM x files (.h5 / .h5.gz, only `x` is read), 96x96 RGB PNG tiles, or folders of PNGs.
+        #[arg(required = true, value_name = "INPUT")]
+        inputs: Vec<PathBuf>,
+        /// Output CSV: input,index,probability,label,note.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Which checkpoint: best or last.
+        #[arg(long, default_value = "best", value_parser = ["best", "last"])]
+        checkpoint: String,
+        /// Decision threshold (default: the run's stored threshold, else 0.5).
+        #[arg(long)]
+        threshold: Option<f32>,
+    },
     /// Train the same config twice in two processes and compare weights and histories.
     TwinRun {
         #[command(flatten)]
@@ -142,6 +160,22 @@ pub enum DataCmd {
         #[arg(long, value_name = "DIR")]
         cache_dir: Option<PathBuf>,
     },
+    /// Write tiles of a split as 96x96 PNG files (<split>_<index>.png), e.g. to try `pcam predict`.
+    ExportPng {
+        /// A folder with PCAM files.
+        dir: PathBuf,
+        #[arg(long, default_value = "test")]
+        split: pcam::data::SplitName,
+        /// Tile indices, e.g. `0,5,9` or `0..16`.
+        #[arg(long, default_value = "0..8")]
+        tiles: String,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Where .h5.gz files are decompressed (default: the user cache folder).
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+    },
     /// Read every tile of `data.dir` under the `data.invalid` policy, as training will.
     Check {
         #[command(flatten)]
@@ -206,6 +240,20 @@ fn assets_or_discover(dir: Option<PathBuf>) -> Result<Assets> {
         Some(d) => Assets::at(d),
         None => Assets::discover()?,
     })
+}
+
+impl Command {
+    /// Commands that run libtorch's thread pool (see `pcam::runtime::passive_openmp`).
+    pub fn computes(&self) -> bool {
+        matches!(
+            self,
+            Command::Train { .. }
+                | Command::Eval { .. }
+                | Command::Predict { .. }
+                | Command::TwinRun { .. }
+                | Command::Bench(_)
+        )
+    }
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -293,6 +341,22 @@ pub fn run(cli: Cli) -> Result<()> {
                 print!("{}", report.to_text());
             }
         }
+        Command::Data(DataCmd::ExportPng {
+            dir,
+            split,
+            tiles,
+            out,
+            cache_dir,
+        }) => {
+            let opts = OpenOptions {
+                cache_dir: cache_dir.unwrap_or_else(config::default_cache_dir),
+                chunk_cache_mb: 64,
+                progress,
+            };
+            let indices = parse_indices(&tiles)?;
+            let paths = pcam::data::tile_png::export(&dir, split, &indices, &out, &opts)?;
+            println!("wrote {} PNG tiles to {}", paths.len(), out.display());
+        }
         Command::Data(DataCmd::Check { config, json }) => {
             let r = config.resolve()?;
             r.config.check_paths()?;
@@ -379,9 +443,33 @@ pub fn run(cli: Cli) -> Result<()> {
                 r.tiles,
                 r.roc_auc.map(|a| format!("{a:.4}")).unwrap_or_else(|| "n/a".into()),
                 r.accuracy,
-                r.threshold,
+                r.threshold.threshold,
                 r.log_loss,
                 if r.data_synthetic.is_some() { " (SYNTHETIC data)" } else { "" }
+            );
+        }
+        Command::Predict {
+            run,
+            inputs,
+            out,
+            checkpoint,
+            threshold,
+        } => {
+            let run = pcam::run::RunDir::open(&run)?;
+            let r = pcam::predict::predict(&run, &inputs, &out, &checkpoint, threshold, progress)?;
+            println!(
+                "{}: {} tiles, {} positive at threshold {} ({}), {} dropped{}",
+                r.out.display(),
+                r.tiles,
+                r.positives,
+                r.threshold.threshold,
+                r.threshold.source,
+                r.dropped,
+                if r.data_synthetic.is_some() {
+                    " (model trained on SYNTHETIC data)"
+                } else {
+                    ""
+                }
             );
         }
         Command::TwinRun { config, out } => {
@@ -428,17 +516,18 @@ pub fn run(cli: Cli) -> Result<()> {
                 .iter()
                 .map(|m| pcam::bench::train_throughput(c, m, &train, steps))
                 .collect();
-            println!("| model | batch | threads | pipeline img/s | compute-only img/s | pipeline / compute |");
-            println!("|---|---:|---:|---:|---:|---:|");
+            println!("| model | batch | threads | pipeline img/s | compute-only img/s | pipeline / compute | assembly alone img/s |");
+            println!("|---|---:|---:|---:|---:|---:|---:|");
             for r in &rows {
                 println!(
-                    "| {} | {} | {} | {:.1} | {:.1} | {:.1}% |",
+                    "| {} | {} | {} | {:.1} | {:.1} | {:.1}% | {:.0} |",
                     r.model,
                     r.batch_size,
                     r.threads,
                     r.pipeline_images_per_second,
                     r.compute_only_images_per_second,
-                    100.0 * r.ratio
+                    100.0 * r.ratio,
+                    r.assembly_images_per_second
                 );
             }
             if let Some(p) = json {
@@ -527,4 +616,27 @@ pub fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Parses tile indices: `3`, `0,5,9`, `0..16` (end exclusive), or a mix (`0..4,10`).
+fn parse_indices(spec: &str) -> anyhow::Result<Vec<usize>> {
+    let bad = || anyhow::anyhow!("--tiles: `{spec}` is not a list of indices or ranges like 0..16");
+    let mut out = Vec::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once("..") {
+            Some((a, b)) => {
+                let (a, b): (usize, usize) =
+                    (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+                if a >= b {
+                    return Err(bad());
+                }
+                out.extend(a..b);
+            }
+            None => out.push(part.parse().map_err(|_| bad())?),
+        }
+    }
+    if out.is_empty() {
+        return Err(bad());
+    }
+    Ok(out)
 }

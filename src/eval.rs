@@ -6,14 +6,49 @@
 use crate::data::hdf5::OpenOptions;
 use crate::data::loader::Tiles;
 use crate::data::SplitName;
+use crate::error::Error;
 use crate::error::Result;
 use crate::progress::Progress;
 use crate::run::RunDir;
 use crate::seed::Seeds;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-/// Decision threshold on the predicted probability.
-pub const THRESHOLD: f32 = 0.5;
+/// The default decision threshold, used while a run has no `threshold.json`.
+pub const DEFAULT_THRESHOLD: f32 = 0.5;
+
+/// A run's decision threshold and where it came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Threshold {
+    pub threshold: f32,
+    /// How it was chosen (e.g. a selection policy on validation), or `default`.
+    pub source: String,
+}
+
+/// The run's threshold: `threshold.json` in the run folder when a threshold was chosen
+/// and stored there, else [`DEFAULT_THRESHOLD`].
+pub fn run_threshold(run: &RunDir) -> Result<Threshold> {
+    let p = run.path.join("threshold.json");
+    if !p.exists() {
+        return Ok(Threshold {
+            threshold: DEFAULT_THRESHOLD,
+            source: "default".into(),
+        });
+    }
+    let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, "reading", e))?;
+    let t: Threshold = serde_json::from_str(&text)
+        .map_err(|e| Error::bad_file(&p, format!("invalid threshold file: {e}")))?;
+    check_threshold(t.threshold).map_err(|m| Error::bad_file(&p, m))?;
+    Ok(t)
+}
+
+/// A threshold must lie in [0, 1].
+pub fn check_threshold(t: f32) -> std::result::Result<(), String> {
+    if (0.0..=1.0).contains(&t) {
+        Ok(())
+    } else {
+        Err(format!("threshold {t} is outside [0, 1]"))
+    }
+}
 
 /// What `pcam eval` reports.
 #[derive(Debug, Clone, Serialize)]
@@ -24,7 +59,7 @@ pub struct EvalReport {
     /// Tiles evaluated (after the run's `data.invalid` policy).
     pub tiles: usize,
     pub positives: usize,
-    pub threshold: f32,
+    pub threshold: Threshold,
     pub log_loss: f64,
     pub roc_auc: Option<f64>,
     pub accuracy: f64,
@@ -39,6 +74,7 @@ pub fn evaluate(
     progress: Progress,
 ) -> Result<EvalReport> {
     let c = run.config()?;
+    let threshold = run_threshold(run)?;
     Seeds::new(c.seed).apply_to_torch(c.train.threads);
     let device = crate::device::select(c.train.device)?;
     let model = c.model.build(device);
@@ -63,10 +99,10 @@ pub fn evaluate(
         checkpoint: which.to_string(),
         tiles: tiles.len(),
         positives: tiles.labels.iter().filter(|&&l| l == 1).count(),
-        threshold: THRESHOLD,
+        threshold: threshold.clone(),
         log_loss: crate::metrics::log_loss(&probs, &tiles.labels),
         roc_auc: crate::metrics::roc_auc(&probs, &tiles.labels),
-        accuracy: crate::metrics::accuracy(&probs, &tiles.labels, THRESHOLD),
+        accuracy: crate::metrics::accuracy(&probs, &tiles.labels, threshold.threshold),
         data_synthetic: crate::data::synth::note(&c.data.dir),
     };
     run.write_json(&format!("eval-{split}.json"), &report)?;

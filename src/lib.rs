@@ -2,7 +2,7 @@
 //!
 //! Data flows one way: [`config`] → [`data`] → model → train → metrics/slicing →
 //! tracking/[`report`]. Modules only use modules before them in that flow; [`seed`],
-//! [`error`], [`fsutil`] and [`progress`] are leaves every stage may use, and
+//! [`error`], [`fsutil`], [`runtime`] and [`progress`] are leaves every stage may use, and
 //! [`journal`] sits on top of `report`.
 
 pub mod bench;
@@ -15,9 +15,11 @@ pub mod fsutil;
 pub mod journal;
 pub mod metrics;
 pub mod model;
+pub mod predict;
 pub mod progress;
 pub mod report;
 pub mod run;
+pub mod runtime;
 pub mod seed;
 pub mod train;
 pub mod twin;

@@ -7,6 +7,9 @@ use clap::Parser;
 
 fn main() {
     let cli = cli::Cli::parse();
+    if cli.command.computes() {
+        pcam::runtime::passive_openmp();
+    }
     if let Err(e) = cli::run(cli) {
         let msg = pcam::error::one_line(&format!("{e:#}"));
         eprintln!("error: {msg}");

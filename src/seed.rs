@@ -44,13 +44,16 @@ extern "C" {
 }
 
 /// The libtorch settings a run pins, recorded in its manifest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TorchPins {
     /// Seed given to `tch::manual_seed` (derived from the master seed's `torch` stream).
     pub torch_seed: i64,
     pub threads: usize,
     pub deterministic_algorithms: bool,
     pub cudnn_benchmark: bool,
+    /// libgomp's wait policy in this process (`PASSIVE` for the CLI's training
+    /// commands, see [`crate::runtime::passive_openmp`]); speed only, never results.
+    pub omp_wait_policy: Option<String>,
 }
 
 impl Seeds {
@@ -66,6 +69,7 @@ impl Seeds {
         }
         tch::set_num_threads(threads as i32);
         tch::Cuda::cudnn_set_benchmark(false);
+        crate::runtime::tune_allocator();
         // SAFETY: plain C functions of our shim; they only flip libtorch's global flags.
         let on = unsafe {
             pcam_set_deterministic(1);
@@ -76,6 +80,7 @@ impl Seeds {
             threads,
             deterministic_algorithms: on,
             cudnn_benchmark: false,
+            omp_wait_policy: std::env::var("OMP_WAIT_POLICY").ok(),
         }
     }
 }

@@ -293,3 +293,235 @@ fn eval_rebuilds_the_model_and_reproduces_the_training_metric() {
     let o = pcam(d.path(), &["eval", "--run", "d"]);
     assert_error(&o, &["not a run folder"]);
 }
+
+fn csv_rows(p: &Path) -> Vec<Vec<String>> {
+    std::fs::read_to_string(p)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect()
+}
+
+#[test]
+fn predict_reads_x_files_and_png_tiles_at_the_runs_threshold() {
+    let d = tempfile::tempdir().unwrap();
+    let dp = d.path();
+    dataset(dp);
+    let mut over = tiny("mlp");
+    over.push("train.epochs=1".into());
+    assert_eq!(
+        pcam(dp, &args(&["-q", "train", "--run-dir", "r"], &over)).code,
+        0
+    );
+    assert_eq!(
+        pcam(dp, &["-q", "eval", "--run", "r", "--split", "test"]).code,
+        0
+    );
+    let x = format!("d/{}", x_name("test"));
+
+    // An x file alone: the same probabilities as evaluation, bit for bit.
+    let o = pcam(dp, &["-q", "predict", "--run", "r", &x, "--out", "p.csv"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stdout.contains("32 tiles") && o.stdout.contains("(default)"),
+        "{}",
+        o.stdout
+    );
+    let p = csv_rows(&dp.join("p.csv"));
+    let e = csv_rows(&dp.join("r/predictions-test.csv"));
+    assert_eq!(p.len(), 32);
+    for (k, (pr, er)) in p.iter().zip(&e).enumerate() {
+        assert_eq!(
+            (pr[0].as_str(), pr[1].as_str()),
+            (x.as_str(), k.to_string().as_str())
+        );
+        assert_eq!(pr[2], er[2], "tile {k}: predict and eval disagree");
+        let prob: f32 = pr[2].parse().unwrap();
+        assert_eq!(pr[3], ((prob >= 0.5) as u8).to_string());
+    }
+
+    // PNG tiles exported from the same file: the same pixels, so the same probabilities
+    // (up to float summation order in a batch of another size).
+    let o = pcam(
+        dp,
+        &[
+            "-q",
+            "data",
+            "export-png",
+            "d",
+            "--split",
+            "test",
+            "--tiles",
+            "0..5,9",
+            "--out",
+            "png",
+        ],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let o = pcam(
+        dp,
+        &["-q", "predict", "--run", "r", "png", "--out", "q.csv"],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let q = csv_rows(&dp.join("q.csv"));
+    let want = [0usize, 1, 2, 3, 4, 9];
+    assert_eq!(q.len(), want.len());
+    for (row, &i) in q.iter().zip(&want) {
+        assert!(row[0].ends_with(&format!("test_{i}.png")), "{row:?}");
+        assert_eq!(row[1], "", "a PNG has no file index");
+        let (a, b): (f32, f32) = (row[2].parse().unwrap(), p[i][2].parse().unwrap());
+        assert!((a - b).abs() < 1e-5, "tile {i}: PNG {a} vs HDF5 {b}");
+    }
+
+    // The run's stored threshold, and --threshold over it.
+    std::fs::write(
+        dp.join("r/threshold.json"),
+        r#"{"threshold":0.9,"source":"test"}"#,
+    )
+    .unwrap();
+    let o = pcam(dp, &["-q", "predict", "--run", "r", &x, "--out", "t.csv"]);
+    assert!(o.stdout.contains("threshold 0.9 (test)"), "{}", o.stdout);
+    for row in csv_rows(&dp.join("t.csv")) {
+        let prob: f32 = row[2].parse().unwrap();
+        assert_eq!(row[3], ((prob >= 0.9) as u8).to_string());
+    }
+    let o = pcam(
+        dp,
+        &[
+            "-q",
+            "predict",
+            "--run",
+            "r",
+            &x,
+            "--out",
+            "t.csv",
+            "--threshold",
+            "0",
+        ],
+    );
+    assert!(
+        csv_rows(&dp.join("t.csv")).iter().all(|r| r[3] == "1"),
+        "{}",
+        o.stdout
+    );
+
+    // Bad inputs: one line, nothing written.
+    let before = listing(dp);
+    std::fs::write(dp.join("notes.txt"), "x").unwrap();
+    assert_error(
+        &pcam(
+            dp,
+            &["predict", "--run", "r", "notes.txt", "--out", "n.csv"],
+        ),
+        &["notes.txt", "unsupported input"],
+    );
+    assert_error(
+        &pcam(
+            dp,
+            &[
+                "predict",
+                "--run",
+                "r",
+                &format!("d/{}", y_name("test")),
+                "--out",
+                "n.csv",
+            ],
+        ),
+        &["no dataset `x`"],
+    );
+    assert_error(
+        &pcam(
+            dp,
+            &[
+                "predict",
+                "--run",
+                "r",
+                &x,
+                "--out",
+                "n.csv",
+                "--threshold",
+                "2",
+            ],
+        ),
+        &["--threshold", "outside [0, 1]"],
+    );
+    std::fs::write(dp.join("png/broken.png"), "not a png").unwrap();
+    assert_error(
+        &pcam(dp, &["predict", "--run", "r", "png", "--out", "n.csv"]),
+        &["broken.png", "not a readable PNG"],
+    );
+    assert_error(
+        &pcam(dp, &["predict", "--run", "d", &x, "--out", "n.csv"]),
+        &["not a run folder"],
+    );
+    assert_error(
+        &pcam(
+            dp,
+            &["data", "export-png", "d", "--tiles", "40", "--out", "png2"],
+        ),
+        &["index 40", "32 tiles"],
+    );
+    std::fs::remove_file(dp.join("notes.txt")).unwrap();
+    std::fs::remove_file(dp.join("png/broken.png")).unwrap();
+    assert_eq!(listing(dp), before, "a failed predict must not leave files");
+}
+
+#[test]
+fn predict_keeps_a_row_for_every_tile_under_the_runs_invalid_policy() {
+    let d = tempfile::tempdir().unwrap();
+    let dp = d.path();
+    let o = pcam(
+        dp,
+        &[
+            "data",
+            "synth",
+            "--out",
+            "c",
+            "--sizes",
+            SIZES,
+            "--seed",
+            "5",
+            "--variant",
+            "course",
+        ],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let o = pcam(dp, &["data", "inspect", "c", "--json"]);
+    let report: Value = serde_json::from_str(&o.stdout).unwrap();
+    let train = report["splits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["split"] == "train")
+        .unwrap();
+    let bad = train["pixels"]["bad_tiles"].as_u64().unwrap() as usize;
+    assert!(bad > 0, "the course copy must hold invalid tiles");
+    let x = format!("c/{}", x_name("train"));
+    for (policy, note) in [("clip", "clipped"), ("drop", "dropped")] {
+        let mut over = tiny("mlp");
+        over[0] = "data.dir=c".into();
+        over.extend(["train.epochs=1".into(), format!("data.invalid={policy}")]);
+        let run = format!("r-{policy}");
+        let o = pcam(dp, &args(&["-q", "train", "--run-dir", &run], &over));
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        let o = pcam(dp, &["-q", "predict", "--run", &run, &x, "--out", "p.csv"]);
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        let rows = csv_rows(&dp.join("p.csv"));
+        assert_eq!(rows.len(), 96, "{policy}: one row per tile");
+        let idx: Vec<String> = (0..96).map(|i| i.to_string()).collect();
+        assert_eq!(rows.iter().map(|r| r[1].clone()).collect::<Vec<_>>(), idx);
+        let noted: Vec<&Vec<String>> = rows.iter().filter(|r| r[4].contains(note)).collect();
+        assert_eq!(noted.len(), bad, "{policy}");
+        let empty = rows.iter().filter(|r| r[2].is_empty()).count();
+        assert_eq!(empty, if policy == "drop" { bad } else { 0 });
+        assert!(
+            o.stdout.contains(&format!(
+                "{} dropped",
+                if policy == "drop" { bad } else { 0 }
+            )),
+            "{}",
+            o.stdout
+        );
+    }
+}

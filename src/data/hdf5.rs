@@ -140,8 +140,10 @@ pub struct Block {
     pub indices: Vec<usize>,
     /// Kept tiles, (n, 96, 96, 3) u8, channels-last.
     pub pixels: Vec<u8>,
-    /// Labels of the kept tiles.
+    /// Labels of the kept tiles (empty when read from an x file alone).
     pub labels: Vec<u8>,
+    /// File indices of the tiles with NaN or out-of-range values (kept or dropped).
+    pub invalid: Vec<usize>,
     pub stats: PixelStats,
 }
 
@@ -165,15 +167,110 @@ impl Meta {
     }
 }
 
+/// The tiles of one PCAM x file (`x`, (N, 96, 96, 3)), schema-checked; no labels.
+/// This is what `pcam predict` reads, and what a [`Split`] reads its tiles through.
+pub struct Images {
+    /// The file read (a decompressed copy for `.h5.gz` inputs).
+    pub path: PathBuf,
+    pub x: hdf5::Dataset,
+    /// Element type of `x`.
+    pub x_type: NumType,
+}
+
+impl Images {
+    /// Opens the x file `path` (`.h5`, or `.h5.gz` decompressed into the cache).
+    pub fn open(path: &Path, opts: &OpenOptions) -> Result<Images> {
+        let path = super::gz::resolve(path, &opts.cache_dir, opts.progress)?;
+        Images::open_plain(path, opts)
+    }
+
+    fn open_plain(path: PathBuf, opts: &OpenOptions) -> Result<Images> {
+        let f = open_file(&path, opts.chunk_cache_mb)?;
+        let x = dataset(&f, &path, "x")?;
+        let x_type = NumType::of(&path, &x)?;
+        check_x_shape(&path, &x.shape())?;
+        if x.shape()[0] == 0 {
+            return Err(Error::bad_file(&path, "split is empty (0 tiles)"));
+        }
+        Ok(Images { path, x, x_type })
+    }
+
+    /// Number of tiles.
+    pub fn len(&self) -> usize {
+        self.x.shape()[0]
+    }
+
+    /// True when the file holds no tiles (never, once opened).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Tiles per chunk along the first axis, if `x` is chunked.
+    pub fn chunk_rows(&self) -> Option<usize> {
+        self.x.chunk().map(|c| c[0].max(1))
+    }
+
+    /// Block size for sequential reads: a whole number of chunks, about 16 MiB in the
+    /// file's own type.
+    pub fn block_rows(&self) -> usize {
+        let per_tile = TILE_BYTES * self.x_type.size();
+        let target = ((16 << 20) / per_tile).max(1);
+        match self.chunk_rows() {
+            Some(c) => (target / c).max(1) * c,
+            None => target,
+        }
+    }
+
+    /// Chunk-aligned ranges covering the file.
+    pub fn block_ranges(&self) -> Vec<Range<usize>> {
+        let b = self.block_rows();
+        (0..self.len())
+            .step_by(b)
+            .map(|a| a..(a + b).min(self.len()))
+            .collect()
+    }
+
+    /// Reads tiles `range` and maps them to u8 under `policy` (labels left empty).
+    pub fn read_block(&self, range: Range<usize>, policy: InvalidPolicy) -> Result<Block> {
+        macro_rules! go {
+            ($t:ty) => {{
+                let raw = self.read_raw::<$t>(range.clone())?;
+                to_u8(&raw, range.start, policy, &self.path)
+            }};
+        }
+        match self.x_type {
+            NumType::U8 => go!(u8),
+            NumType::U16 => go!(u16),
+            NumType::U32 => go!(u32),
+            NumType::U64 => go!(u64),
+            NumType::I8 => go!(i8),
+            NumType::I16 => go!(i16),
+            NumType::I32 => go!(i32),
+            NumType::I64 => go!(i64),
+            NumType::F32 => go!(f32),
+            NumType::F64 => go!(f64),
+        }
+    }
+
+    fn read_raw<T: H5Type>(&self, range: Range<usize>) -> Result<Vec<T>> {
+        let arr = self
+            .x
+            .read_slice::<T, _, ndarray::Ix4>(s![range.start..range.end, .., .., ..])
+            .map_err(|e| Error::hdf5(&self.path, "reading tiles", &e))?;
+        let (v, off) = arr.into_raw_vec_and_offset();
+        debug_assert!(off.unwrap_or(0) == 0);
+        Ok(v)
+    }
+}
+
 /// One open PCAM split, schema-checked.
 pub struct Split {
     pub name: Option<SplitName>,
     /// The files actually read (decompressed copies for `.h5.gz` inputs).
     pub files: SplitFiles,
-    pub x: hdf5::Dataset,
+    /// The tiles (`files.x`).
+    pub images: Images,
     pub y: hdf5::Dataset,
-    /// Element type of `x`.
-    pub x_type: NumType,
     /// Element type of `y`.
     pub y_type: NumType,
     /// Labels, 0 or 1, one per tile.
@@ -231,10 +328,7 @@ impl Split {
 
     /// Opens a split from explicit paths and checks its schema.
     pub fn open(files: SplitFiles, opts: &OpenOptions) -> Result<Split> {
-        let xf = open_file(&files.x, opts.chunk_cache_mb)?;
-        let x = dataset(&xf, &files.x, "x")?;
-        let x_type = NumType::of(&files.x, &x)?;
-        check_x_shape(&files.x, &x.shape())?;
+        let images = Images::open_plain(files.x.clone(), opts)?;
         let yf = open_file(&files.y, opts.chunk_cache_mb)?;
         let y = dataset(&yf, &files.y, "y")?;
         let y_type = NumType::of(&files.y, &y)?;
@@ -248,7 +342,7 @@ impl Split {
                 ),
             ));
         }
-        let n = x.shape()[0];
+        let n = images.len();
         if yshape[0] != n {
             return Err(Error::bad_file(
                 &files.y,
@@ -259,9 +353,6 @@ impl Split {
                 ),
             ));
         }
-        if n == 0 {
-            return Err(Error::bad_file(&files.x, "split is empty (0 tiles)"));
-        }
         let labels = read_labels(&files.y, &y, y_type)?;
         let meta = match &files.meta {
             Some(p) => Some(read_meta(p, n)?),
@@ -270,9 +361,8 @@ impl Split {
         Ok(Split {
             name: None,
             files,
-            x,
+            images,
             y,
-            x_type,
             y_type,
             labels,
             meta,
@@ -289,61 +379,16 @@ impl Split {
         self.labels.is_empty()
     }
 
-    /// Tiles per chunk along the first axis, if `x` is chunked.
-    pub fn chunk_rows(&self) -> Option<usize> {
-        self.x.chunk().map(|c| c[0].max(1))
-    }
-
-    /// Block size for sequential reads: a whole number of chunks, about 16 MiB in the
-    /// file's own type.
-    pub fn block_rows(&self) -> usize {
-        let per_tile = TILE_BYTES * self.x_type.size();
-        let target = ((16 << 20) / per_tile).max(1);
-        match self.chunk_rows() {
-            Some(c) => (target / c).max(1) * c,
-            None => target,
-        }
-    }
-
     /// Chunk-aligned ranges covering the split.
     pub fn block_ranges(&self) -> Vec<Range<usize>> {
-        let b = self.block_rows();
-        (0..self.len())
-            .step_by(b)
-            .map(|a| a..(a + b).min(self.len()))
-            .collect()
+        self.images.block_ranges()
     }
 
-    /// Reads tiles `range` and maps them to u8 under `policy`.
+    /// Reads tiles `range` with their labels, mapped to u8 under `policy`.
     pub fn read_block(&self, range: Range<usize>, policy: InvalidPolicy) -> Result<Block> {
-        macro_rules! go {
-            ($t:ty) => {{
-                let raw = self.read_raw::<$t>(range.clone())?;
-                to_u8(&raw, range.start, &self.labels, policy, &self.files.x)
-            }};
-        }
-        match self.x_type {
-            NumType::U8 => go!(u8),
-            NumType::U16 => go!(u16),
-            NumType::U32 => go!(u32),
-            NumType::U64 => go!(u64),
-            NumType::I8 => go!(i8),
-            NumType::I16 => go!(i16),
-            NumType::I32 => go!(i32),
-            NumType::I64 => go!(i64),
-            NumType::F32 => go!(f32),
-            NumType::F64 => go!(f64),
-        }
-    }
-
-    fn read_raw<T: H5Type>(&self, range: Range<usize>) -> Result<Vec<T>> {
-        let arr = self
-            .x
-            .read_slice::<T, _, ndarray::Ix4>(s![range.start..range.end, .., .., ..])
-            .map_err(|e| Error::hdf5(&self.files.x, "reading tiles", &e))?;
-        let (v, off) = arr.into_raw_vec_and_offset();
-        debug_assert!(off.unwrap_or(0) == 0);
-        Ok(v)
+        let mut b = self.images.read_block(range, policy)?;
+        b.labels = b.indices.iter().map(|&i| self.labels[i]).collect();
+        Ok(b)
     }
 }
 
@@ -357,18 +402,13 @@ macro_rules! pixel {
 }
 pixel!(u8, u16, u32, u64, i8, i16, i32, i64, f32, f64);
 
-fn to_u8<T: Pixel>(
-    raw: &[T],
-    start: usize,
-    labels: &[u8],
-    policy: InvalidPolicy,
-    path: &Path,
-) -> Result<Block> {
+fn to_u8<T: Pixel>(raw: &[T], start: usize, policy: InvalidPolicy, path: &Path) -> Result<Block> {
     let tiles = raw.len() / TILE_BYTES;
     let mut out = Block {
         indices: Vec::with_capacity(tiles),
         pixels: Vec::with_capacity(tiles * TILE_BYTES),
-        labels: Vec::with_capacity(tiles),
+        labels: Vec::new(),
+        invalid: Vec::new(),
         stats: PixelStats::default(),
     };
     let st = &mut out.stats;
@@ -402,6 +442,7 @@ fn to_u8<T: Pixel>(
         let idx = start + t;
         if below + above + nan > 0 {
             st.bad_tiles += 1;
+            out.invalid.push(idx);
             match policy {
                 InvalidPolicy::Error => {
                     return Err(Error::bad_file(
@@ -422,7 +463,6 @@ fn to_u8<T: Pixel>(
             }
         }
         out.indices.push(idx);
-        out.labels.push(labels[idx]);
     }
     Ok(out)
 }
@@ -625,7 +665,7 @@ mod tests {
         raw[0] = -3.0;
         raw[1] = 300.0;
         raw[2] = f32::NAN;
-        let b = to_u8(&raw, 0, &[1], InvalidPolicy::Clip, Path::new("x.h5")).unwrap();
+        let b = to_u8(&raw, 0, InvalidPolicy::Clip, Path::new("x.h5")).unwrap();
         assert_eq!(&b.pixels[..4], &[0, 255, 0, 13]);
         assert_eq!((b.stats.below, b.stats.above, b.stats.nan), (1, 1, 1));
         assert_eq!((b.stats.min, b.stats.max), (-3.0, 300.0));
@@ -638,7 +678,7 @@ mod tests {
         let mut raw = tile_of(7u32);
         raw.extend(tile_of(9u32));
         raw[TILE_BYTES + 5] = 256;
-        let b = to_u8(&raw, 10, &[0; 12], InvalidPolicy::Drop, Path::new("x.h5")).unwrap();
+        let b = to_u8(&raw, 10, InvalidPolicy::Drop, Path::new("x.h5")).unwrap();
         assert_eq!(b.indices, vec![10]);
         assert_eq!(b.pixels.len(), TILE_BYTES);
         assert_eq!(b.stats.dropped_tiles, 1);
@@ -648,7 +688,7 @@ mod tests {
     fn error_policy_names_the_tile() {
         let mut raw = tile_of(1.0f64);
         raw[3] = f64::NAN;
-        let e = to_u8(&raw, 4, &[0; 5], InvalidPolicy::Error, Path::new("x.h5")).unwrap_err();
+        let e = to_u8(&raw, 4, InvalidPolicy::Error, Path::new("x.h5")).unwrap_err();
         assert!(e.to_string().contains("tile 4 has 1 NaN"), "{e}");
     }
 

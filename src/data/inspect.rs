@@ -218,7 +218,7 @@ fn inspect_split(split: &Split, opts: &OpenOptions) -> Result<SplitReport> {
     Ok(SplitReport {
         split: split.name,
         tiles: n,
-        x: DatasetFacts::of(&split.files.x, &split.x, split.x_type),
+        x: DatasetFacts::of(&split.files.x, &split.images.x, split.images.x_type),
         y: DatasetFacts::of(&split.files.y, &split.y, split.y_type),
         uint8_bytes: (n * TILE_BYTES) as u64,
         gzip_uint8: GzipEstimate {

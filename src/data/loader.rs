@@ -21,11 +21,11 @@ use std::sync::Arc;
 /// A split held in memory as uint8 tiles.
 #[derive(Debug, Clone)]
 pub struct Tiles {
-    pub split: SplitName,
     /// (n, 96, 96, 3) uint8, channels-last.
     pub pixels: Vec<u8>,
+    /// Labels, 0 or 1 (all 0 for unlabelled tiles, see [`Tiles::unlabelled`]).
     pub labels: Vec<u8>,
-    /// Index of each kept tile in the file.
+    /// Index of each kept tile in its file.
     pub file_index: Vec<usize>,
     pub stats: PixelStats,
 }
@@ -40,7 +40,6 @@ impl Tiles {
     ) -> Result<Tiles> {
         let s = Split::open_dir(dir, split, opts)?;
         let mut t = Tiles {
-            split,
             pixels: Vec::with_capacity(s.len() * TILE_BYTES),
             labels: Vec::with_capacity(s.len()),
             file_index: Vec::with_capacity(s.len()),
@@ -59,6 +58,18 @@ impl Tiles {
         }
         bar.finish_and_clear();
         Ok(t)
+    }
+
+    /// Tiles without labels (prediction inputs): `pixels` is (n, 96, 96, 3) u8 and
+    /// `file_index` says where each tile came from.
+    pub fn unlabelled(pixels: Vec<u8>, file_index: Vec<usize>) -> Tiles {
+        debug_assert_eq!(pixels.len(), file_index.len() * TILE_BYTES);
+        Tiles {
+            labels: vec![0; file_index.len()],
+            pixels,
+            file_index,
+            stats: PixelStats::default(),
+        }
     }
 
     /// Tiles held.
@@ -162,7 +173,7 @@ impl Aug {
     }
 
     /// Source pixel (row, col) for output pixel (r, c).
-    #[inline]
+    #[cfg(test)]
     fn source(&self, r: usize, c: usize) -> (usize, usize) {
         let n = TILE - 1;
         let (r, c) = if self.hflip { (r, n - c) } else { (r, c) };
@@ -172,6 +183,24 @@ impl Aug {
             2 => (n - r, n - c),
             _ => (n - c, r),
         }
+    }
+
+    /// The same map as an affine function of (r, c) on the source pixel index:
+    /// `origin + r * dr + c * dc` (the flip and rotation fixed once per tile, so the
+    /// pixel loop has no branches).
+    fn strides(&self) -> (isize, isize, isize) {
+        let n = (TILE - 1) as isize;
+        let w = TILE as isize;
+        // (row, col) of the source as (constant, coefficient of r, coefficient of c).
+        let (fc0, fcc) = if self.hflip { (n, -1) } else { (0, 1) };
+        // After the flip: r' = r, c' = fc0 + fcc * c.
+        let ((r0, rr, rc), (c0, cr, cc)) = match self.rot90 {
+            0 => ((0, 1, 0), (fc0, 0, fcc)),
+            1 => ((fc0, 0, fcc), (n, -1, 0)),
+            2 => ((n, -1, 0), (n - fc0, 0, -fcc)),
+            _ => ((n - fc0, 0, -fcc), (0, 1, 0)),
+        };
+        (r0 * w + c0, rr * w + cr, rc * w + cc)
     }
 }
 
@@ -220,14 +249,17 @@ pub fn make_batch(
             }
         }
         let src = tiles.tile(i);
-        let out = &mut x[k * CHANNELS * plane..(k + 1) * CHANNELS * plane];
+        let (out_r, rest) = x[k * CHANNELS * plane..(k + 1) * CHANNELS * plane].split_at_mut(plane);
+        let (out_g, out_b) = rest.split_at_mut(plane);
+        let (origin, dr, dc) = aug.strides();
         for r in 0..TILE {
+            let row = origin + r as isize * dr;
+            let o = r * TILE;
             for c in 0..TILE {
-                let (sr, sc) = aug.source(r, c);
-                let p = &src[(sr * TILE + sc) * CHANNELS..][..CHANNELS];
-                for ch in 0..CHANNELS {
-                    out[ch * plane + r * TILE + c] = lut[ch][p[ch] as usize];
-                }
+                let p = (row + c as isize * dc) as usize * CHANNELS;
+                out_r[o + c] = lut[0][src[p] as usize];
+                out_g[o + c] = lut[1][src[p + 1] as usize];
+                out_b[o + c] = lut[2][src[p + 2] as usize];
             }
         }
     }
@@ -238,6 +270,24 @@ pub fn make_batch(
     }
 }
 
+/// A batch as CPU tensors, made in the background thread so the training thread only
+/// computes.
+pub struct TensorBatch {
+    /// (B, 3, 96, 96) f32, normalised.
+    pub x: tch::Tensor,
+    /// (B) f32 labels.
+    pub y: tch::Tensor,
+    /// Indices into the split's tiles.
+    pub tiles: Vec<usize>,
+}
+
+impl TensorBatch {
+    /// The batch on `device` (no copy on the CPU).
+    pub fn to_device(&self, device: tch::Device) -> (tch::Tensor, tch::Tensor) {
+        (self.x.to_device(device), self.y.to_device(device))
+    }
+}
+
 /// Batches of `order`, assembled ahead in a background thread and delivered in order.
 pub fn batches(
     tiles: Arc<Tiles>,
@@ -245,11 +295,18 @@ pub fn batches(
     batch_size: usize,
     norm: NormStats,
     augment: Option<(Seeds, usize)>,
-) -> Receiver<HostBatch> {
+) -> Receiver<TensorBatch> {
     let (tx, rx) = sync_channel(2);
     std::thread::spawn(move || {
+        crate::runtime::background_priority();
         for idx in order.chunks(batch_size.max(1)) {
             let b = make_batch(&tiles, idx, &norm, augment.as_ref().map(|(s, e)| (s, *e)));
+            let (x, y) = b.to_tensors(tch::Device::Cpu);
+            let b = TensorBatch {
+                x,
+                y,
+                tiles: b.tiles,
+            };
             if tx.send(b).is_err() {
                 return;
             }
@@ -264,7 +321,6 @@ mod tests {
 
     fn tiles(n: usize) -> Tiles {
         Tiles {
-            split: SplitName::Train,
             pixels: (0..n * TILE_BYTES).map(|i| (i * 7 % 256) as u8).collect(),
             labels: (0..n).map(|i| (i % 4 == 0) as u8).collect(),
             file_index: (0..n).collect(),
@@ -303,10 +359,17 @@ mod tests {
                     gain: [1.0; 3],
                 };
                 let mut seen = vec![false; TILE * TILE];
+                let (origin, dr, dc) = a.strides();
                 for r in 0..TILE {
                     for c in 0..TILE {
                         let (sr, sc) = a.source(r, c);
                         seen[sr * TILE + sc] = true;
+                        let affine = origin + r as isize * dr + c as isize * dc;
+                        assert_eq!(
+                            affine,
+                            (sr * TILE + sc) as isize,
+                            "rot {rot90} flip {hflip}"
+                        );
                     }
                 }
                 assert!(seen.iter().all(|&v| v));
@@ -325,7 +388,7 @@ mod tests {
         let a = make_batch(&t, &[0, 1], &norm, Some((&s, 4)));
         assert_eq!(a.x, make_batch(&t, &[0, 1], &norm, Some((&s, 4))).x);
         assert_ne!(a.x, plain.x);
-        let threaded: Vec<HostBatch> = batches(
+        let threaded: Vec<TensorBatch> = batches(
             Arc::new(t.clone()),
             vec![0, 1, 2, 3, 4],
             2,
@@ -335,7 +398,10 @@ mod tests {
         .iter()
         .collect();
         assert_eq!(threaded.len(), 3);
-        assert_eq!(threaded[0].x, a.x);
+        assert_eq!(
+            Vec::<f32>::try_from(threaded[0].x.flatten(0, -1)).unwrap(),
+            a.x
+        );
         assert_eq!(threaded[2].tiles, vec![4]);
     }
 }

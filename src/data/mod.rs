@@ -8,6 +8,7 @@ pub mod hdf5;
 pub mod inspect;
 pub mod loader;
 pub mod synth;
+pub mod tile_png;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

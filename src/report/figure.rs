@@ -62,7 +62,7 @@ impl Figure {
             name: name.to_string(),
             width,
             height,
-            png: encode_png(&rgb, width, height)?,
+            png: crate::data::tile_png::encode(&rgb, width, height)?,
         })
     }
 
@@ -82,19 +82,6 @@ impl Figure {
     pub fn evcxr_display(&self) {
         evcxr_emit("image/png", &base64(&self.png));
     }
-}
-
-fn encode_png(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let err = |e: png::EncodingError| Error::Usage(format!("encoding PNG: {e}"));
-    let mut enc = png::Encoder::new(&mut out, width, height);
-    enc.set_color(png::ColorType::Rgb);
-    enc.set_depth(png::BitDepth::Eight);
-    enc.set_compression(png::Compression::High);
-    let mut w = enc.write_header().map_err(err)?;
-    w.write_image_data(rgb).map_err(err)?;
-    w.finish().map_err(err)?;
-    Ok(out)
 }
 
 /// Standard base64 with padding (what Jupyter expects for image/png).
@@ -147,7 +134,7 @@ mod tests {
         assert_eq!(a, sample());
         assert_eq!(&a.png()[..8], b"\x89PNG\r\n\x1a\n");
         // A blank 320x200 white PNG is tiny; the caption and axes make it larger.
-        let blank = encode_png(&vec![255u8; 320 * 200 * 3], 320, 200).unwrap();
+        let blank = crate::data::tile_png::encode(&vec![255u8; 320 * 200 * 3], 320, 200).unwrap();
         assert!(a.png().len() > blank.len() + 500);
     }
 

@@ -147,7 +147,7 @@ pub fn fit(
         let mut seen = 0usize;
         for batch in rx {
             let lr = state.schedule.lr(state.step);
-            let (x, y) = batch.to_tensors(device);
+            let (x, y) = batch.to_device(device);
             for p in params.iter_mut() {
                 p.zero_grad();
             }
@@ -171,8 +171,8 @@ pub fn fit(
             }
             opt.step(&mut params, lr);
             let l = loss.double_value(&[]);
-            loss_sum += l * batch.y.len() as f64;
-            seen += batch.y.len();
+            loss_sum += l * batch.tiles.len() as f64;
+            seen += batch.tiles.len();
             state.steps.push(StepRecord {
                 step: state.step,
                 epoch,
