@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: the main job on the embedded defaults. Synthesizes both variants of the
-# demo dataset, inspects them, reads the course copy under its pixel policy, and
-# trains the baseline MLP and the small CNN, and writes every report into runs/demo/.
+# demo dataset, inspects and audits them, reads the course copy under its pixel policy,
+# trains the baseline MLP and the small CNN, evaluates and predicts with them, and
+# writes every report into runs/demo/.
 # Everything it computes is on SYNTHETIC data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,12 @@ echo "== 3. read the course copy as training will (configs/data/course.yaml: inv
 $pcam data check --config configs/data/course.yaml | tee "$out/check-course.txt"
 
 echo
+echo "== 3b. audit both copies for leakage and poisoning (journal Q2); clean index for the course copy"
+$pcam data audit data/demo/pcam --out "$out/audit-pcam" | tee "$out/audit-pcam.txt"
+$pcam data audit data/demo/course --out "$out/audit-course" \
+  --write-clean "$out/course-clean.json" | tee "$out/audit-course.txt"
+
+echo
 echo "== 4. the resolved default configuration"
 $pcam -q config show --write "$out" | tail -n 1
 
@@ -37,9 +44,20 @@ for m in mlp cnn; do
 done
 
 echo
+echo "== 6. every run normalised with train-only statistics? (the audit recomputes them)"
+$pcam data audit data/demo/pcam --out "$out/audit-pcam" --runs "$out" | grep -E "normalisation|report"
+
+echo
+echo "== 7. predict: the CNN on an HDF5 x file and on PNG tiles exported from it"
+$pcam -q data export-png data/demo/pcam --split test --tiles 0..8 --out "$out/png"
+$pcam predict --run "$run" data/demo/pcam/camelyonpatch_level_2_split_test_x.h5 "$out/png" \
+  --out "$out/predictions-cnn.csv"
+
+echo
 echo "outputs:"
 echo "  data/demo/pcam/     synthetic PCAM, uint8 + gzip (9 files + synthetic.json)"
 echo "  data/demo/course/   synthetic course copy, float32, poisoned (ground truth in synthetic.json)"
 echo "  $out/            inspect-{pcam,course}.{txt,json}, check-course.txt, {train,eval}-{mlp,cnn}.txt,"
-echo "                     config.yaml, config.sha256"
+echo "                     audit-{pcam,course}/ (audit.md, figures), course-clean.json, png/,"
+echo "                     predictions-cnn.csv, config.yaml, config.sha256"
 echo "  runs/demo/<run-id>/ one folder per training run: config, manifest, history, checkpoints, metrics"

@@ -176,6 +176,33 @@ pub enum DataCmd {
         #[arg(long, value_name = "DIR")]
         cache_dir: Option<PathBuf>,
     },
+    /// Leakage and poisoning audit: duplicates across splits, shared slides, bad pixels,
+    /// blank/saturated/low-tissue tiles, trigger patches, label-noise candidates.
+    Audit {
+        /// A folder with PCAM files.
+        dir: PathBuf,
+        /// Report folder (audit.json, audit.md, figures/); default runs/audit/<folder name>.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Also write a clean index (tiles to drop, and why) for `data.exclude`.
+        #[arg(long, value_name = "FILE")]
+        write_clean: Option<PathBuf>,
+        /// Check that every run under this folder normalised with train-only statistics.
+        #[arg(long, value_name = "DIR")]
+        runs: Option<PathBuf>,
+        /// Near-duplicate threshold: perceptual-hash distance, 0..=7 bits of 63.
+        #[arg(long, default_value_t = 6)]
+        near_distance: u32,
+        /// Seed of the label-noise model's folds.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Print JSON instead of the summary.
+        #[arg(long)]
+        json: bool,
+        /// Where .h5.gz files are decompressed (default: the user cache folder).
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+    },
     /// Read every tile of `data.dir` under the `data.invalid` policy, as training will.
     Check {
         #[command(flatten)]
@@ -357,6 +384,44 @@ pub fn run(cli: Cli) -> Result<()> {
             let paths = pcam::data::tile_png::export(&dir, split, &indices, &out, &opts)?;
             println!("wrote {} PNG tiles to {}", paths.len(), out.display());
         }
+        Command::Data(DataCmd::Audit {
+            dir,
+            out,
+            write_clean,
+            runs,
+            near_distance,
+            seed,
+            json,
+            cache_dir,
+        }) => {
+            let open = OpenOptions {
+                cache_dir: cache_dir.unwrap_or_else(config::default_cache_dir),
+                chunk_cache_mb: 64,
+                progress,
+            };
+            let name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "data".into());
+            let opts = pcam::audit::AuditOptions {
+                thresholds: pcam::audit::Thresholds {
+                    near_distance,
+                    ..Default::default()
+                },
+                seed,
+                out: out.unwrap_or_else(|| PathBuf::from("runs/audit").join(name)),
+                write_clean,
+                runs,
+                examples: 8,
+            };
+            let r = pcam::audit::audit(&dir, &opts, &open)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", r.summary());
+                println!("report: {}", opts.out.join("audit.md").display());
+            }
+        }
         Command::Data(DataCmd::Check { config, json }) => {
             let r = config.resolve()?;
             r.config.check_paths()?;
@@ -501,6 +566,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 &c.data.dir,
                 pcam::data::SplitName::Train,
                 c.data.invalid,
+                &c.excluded(pcam::data::SplitName::Train)?,
                 &opts,
             )?);
             let mlp = pcam::config::ModelConfig {

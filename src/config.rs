@@ -51,6 +51,10 @@ pub struct DataConfig {
     pub cache_dir: Option<PathBuf>,
     /// HDF5 chunk-cache size per open file, in MiB.
     pub chunk_cache_mb: usize,
+    /// A clean index from `pcam data audit --write-clean`: tiles it drops are left out of
+    /// every split this run reads. `None`: use every tile.
+    #[serde(default)]
+    pub exclude: Option<PathBuf>,
 }
 
 /// What to do with pixel values outside 0..=255 or NaN when mapping to u8.
@@ -431,7 +435,25 @@ impl RunConfig {
                 origin: None,
             });
         }
+        if let Some(p) = &self.data.exclude {
+            if !p.is_file() {
+                return Err(Error::ConfigField {
+                    field: "data.exclude".into(),
+                    msg: format!("clean index {} does not exist", p.display()),
+                    origin: None,
+                });
+            }
+            crate::data::clean::CleanIndex::read(p)?;
+        }
         Ok(())
+    }
+
+    /// File indices of `split` to leave out (from `data.exclude`), sorted.
+    pub fn excluded(&self, split: crate::data::SplitName) -> Result<Vec<usize>> {
+        match &self.data.exclude {
+            Some(p) => Ok(crate::data::clean::CleanIndex::read(p)?.dropped(split)),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// The folder for decompressed `.h5.gz` files.

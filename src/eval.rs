@@ -80,7 +80,13 @@ pub fn evaluate(
     let model = c.model.build(device);
     let state = crate::train::checkpoint::load_weights(&run.checkpoint(which), &model)?;
     let opts = OpenOptions::from_config(&c, progress);
-    let tiles = Tiles::load(&c.data.dir, split, c.data.invalid, &opts)?;
+    let tiles = Tiles::load(
+        &c.data.dir,
+        split,
+        c.data.invalid,
+        &c.excluded(split)?,
+        &opts,
+    )?;
     let probs = crate::train::predict(&model, &tiles, &state.norm, c.train.batch_size, device);
     let rows: Vec<Vec<String>> = (0..tiles.len())
         .map(|i| {

@@ -5,6 +5,7 @@
 //! [`error`], [`fsutil`], [`runtime`] and [`progress`] are leaves every stage may use, and
 //! [`journal`] sits on top of `report`.
 
+pub mod audit;
 pub mod bench;
 pub mod config;
 pub mod data;

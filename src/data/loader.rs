@@ -31,11 +31,13 @@ pub struct Tiles {
 }
 
 impl Tiles {
-    /// Reads split `split` of `dir` under `policy`, block by block.
+    /// Reads split `split` of `dir` under `policy`, block by block, leaving out the file
+    /// indices in `skip` (sorted; from a clean index).
     pub fn load(
         dir: &Path,
         split: SplitName,
         policy: InvalidPolicy,
+        skip: &[usize],
         opts: &OpenOptions,
     ) -> Result<Tiles> {
         let s = Split::open_dir(dir, split, opts)?;
@@ -50,9 +52,15 @@ impl Tiles {
             .bar(s.len() as u64, format!("load {split}"), "tiles");
         for range in s.block_ranges() {
             let b = s.read_block(range.clone(), policy)?;
-            t.pixels.extend_from_slice(&b.pixels);
-            t.labels.extend_from_slice(&b.labels);
-            t.file_index.extend_from_slice(&b.indices);
+            for (k, &i) in b.indices.iter().enumerate() {
+                if skip.binary_search(&i).is_ok() {
+                    continue;
+                }
+                t.pixels
+                    .extend_from_slice(&b.pixels[k * TILE_BYTES..(k + 1) * TILE_BYTES]);
+                t.labels.push(b.labels[k]);
+                t.file_index.push(i);
+            }
             t.stats.merge(&b.stats);
             bar.inc(range.len() as u64);
         }
@@ -98,24 +106,45 @@ pub struct NormStats {
 impl NormStats {
     /// Exact statistics over every pixel of `train`.
     pub fn of(train: &Tiles) -> NormStats {
-        let mut sum = [0f64; 3];
-        let mut sq = [0f64; 3];
-        for px in train.pixels.chunks_exact(CHANNELS) {
-            for c in 0..CHANNELS {
-                let v = px[c] as f64 / 255.0;
-                sum[c] += v;
-                sq[c] += v * v;
+        let mut acc = NormAccumulator::default();
+        acc.add(&train.pixels);
+        acc.finish()
+    }
+}
+
+/// [`NormStats`] accumulated over pixels arriving in order (bit-identical to
+/// [`NormStats::of`] over the same pixels), so they can be recomputed while streaming.
+#[derive(Debug, Clone, Default)]
+pub struct NormAccumulator {
+    sum: [f64; 3],
+    sq: [f64; 3],
+    pixels: u64,
+}
+
+impl NormAccumulator {
+    /// Adds (…, 3) u8 pixels.
+    pub fn add(&mut self, pixels: &[u8]) {
+        for px in pixels.chunks_exact(CHANNELS) {
+            for (c, &p) in px.iter().enumerate() {
+                let v = p as f64 / 255.0;
+                self.sum[c] += v;
+                self.sq[c] += v * v;
             }
         }
-        let n = (train.pixels.len() / CHANNELS).max(1) as f64;
+        self.pixels += (pixels.len() / CHANNELS) as u64;
+    }
+
+    /// The statistics of everything added.
+    pub fn finish(&self) -> NormStats {
+        let n = self.pixels.max(1) as f64;
         let mut s = NormStats {
             mean: [0.0; 3],
             std: [1.0; 3],
         };
         for c in 0..CHANNELS {
-            let m = sum[c] / n;
+            let m = self.sum[c] / n;
             s.mean[c] = m as f32;
-            s.std[c] = ((sq[c] / n - m * m).max(1e-12)).sqrt() as f32;
+            s.std[c] = ((self.sq[c] / n - m * m).max(1e-12)).sqrt() as f32;
         }
         s
     }

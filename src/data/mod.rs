@@ -3,6 +3,7 @@
 //! `config` (for [`InvalidPolicy`](crate::config::InvalidPolicy)) and `seed`, never on
 //! models or training.
 
+pub mod clean;
 pub mod gz;
 pub mod hdf5;
 pub mod inspect;

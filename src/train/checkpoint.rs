@@ -90,6 +90,28 @@ pub fn load_weights(path: &Path, model: &Model) -> Result<TrainState> {
     load_model(path, model).map(|(s, _)| s)
 }
 
+/// Reads only the train state (normalisation statistics, history, config) of a
+/// checkpoint, without building a model.
+pub fn read_state(path: &Path) -> Result<TrainState> {
+    if !path.exists() {
+        return Err(Error::NotFound {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut t: HashMap<String, Tensor> = Tensor::load_multi(path)
+        .map_err(tensor_err(path, "reading checkpoint"))?
+        .into_iter()
+        .collect();
+    state_of(path, &mut t)
+}
+
+fn state_of(path: &Path, t: &mut HashMap<String, Tensor>) -> Result<TrainState> {
+    let bytes = Vec::<u8>::try_from(&take(path, t, "state")?.to_device(tch::Device::Cpu))
+        .map_err(tensor_err(path, "reading train state"))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::bad_file(path, format!("invalid train state: {e}")))
+}
+
 fn take(path: &Path, t: &mut HashMap<String, Tensor>, name: &str) -> Result<Tensor> {
     t.remove(name)
         .ok_or_else(|| Error::bad_file(path, format!("checkpoint has no tensor `{name}`")))
@@ -106,10 +128,7 @@ fn load_model(path: &Path, model: &Model) -> Result<(TrainState, HashMap<String,
         .map_err(tensor_err(path, "reading checkpoint"))?
         .into_iter()
         .collect();
-    let bytes = Vec::<u8>::try_from(&take(path, &mut t, "state")?.to_device(tch::Device::Cpu))
-        .map_err(tensor_err(path, "reading train state"))?;
-    let state: TrainState = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::bad_file(path, format!("invalid train state: {e}")))?;
+    let state = state_of(path, &mut t)?;
     tch::no_grad(|| -> Result<()> {
         for (n, mut v) in model.named_variables() {
             let src = take(path, &mut t, &format!("model/{n}"))?;

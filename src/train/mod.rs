@@ -70,9 +70,16 @@ pub fn fit(
         &c.data.dir,
         SplitName::Train,
         c.data.invalid,
+        &c.excluded(SplitName::Train)?,
         &opts,
     )?);
-    let valid = Tiles::load(&c.data.dir, SplitName::Valid, c.data.invalid, &opts)?;
+    let valid = Tiles::load(
+        &c.data.dir,
+        SplitName::Valid,
+        c.data.invalid,
+        &c.excluded(SplitName::Valid)?,
+        &opts,
+    )?;
     if train.is_empty() || valid.is_empty() {
         return Err(Error::bad_file(
             &c.data.dir,

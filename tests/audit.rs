@@ -1,0 +1,295 @@
+//! `pcam data audit` through the real CLI on small synthetic data: on the course copy it
+//! finds every injected corruption kind with recall and precision ≥ 0.95 against the
+//! generator's ground truth, the shared slides and the duplicated test tiles; on the
+//! clean pcam copy it raises no alarm; its clean index is applied by `data.exclude`; and
+//! it confirms that runs normalise with train-only statistics.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+fn synth(dir: &Path, out: &str, variant: &str, sizes: &str) {
+    let o = pcam(
+        dir,
+        &[
+            "-q",
+            "data",
+            "synth",
+            "--out",
+            out,
+            "--variant",
+            variant,
+            "--sizes",
+            sizes,
+            "--seed",
+            "11",
+        ],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+}
+
+fn json(p: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+fn found(report: &Value, kind: &str) -> BTreeSet<(String, u64)> {
+    let f = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == kind)
+        .unwrap();
+    f["tiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["split"].as_str().unwrap().to_string(),
+                t["index"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn truth(list: &Value, split: &str) -> BTreeSet<(String, u64)> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                split.to_string(),
+                if v.is_array() {
+                    v[0].as_u64().unwrap()
+                } else {
+                    v.as_u64().unwrap()
+                },
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_course_copy_audit_finds_every_injected_corruption() {
+    let d = tempfile::tempdir().unwrap();
+    let dp = d.path();
+    synth(dp, "c", "course", "train=1200,valid=256,test=256");
+    let o = pcam(
+        dp,
+        &[
+            "-q",
+            "data",
+            "audit",
+            "c",
+            "--out",
+            "rep",
+            "--write-clean",
+            "clean.json",
+        ],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.contains("(SYNTHETIC data)"), "{}", o.stdout);
+    let r = json(&dp.join("rep/audit.json"));
+    let m = json(&dp.join("c/synthetic.json"))["corruptions"].clone();
+    let kinds = [
+        ("invalid_values", truth(&m["out_of_range"], "train")),
+        ("blank", truth(&m["blank"], "train")),
+        ("saturated", truth(&m["saturated"], "train")),
+        ("trigger_patch", truth(&m["trigger"], "train")),
+        (
+            "exact_duplicate_across_splits",
+            truth(&m["exact_duplicate_of_test"], "train"),
+        ),
+        (
+            "near_duplicate_across_splits",
+            truth(&m["near_duplicate_of_test"], "train"),
+        ),
+        (
+            "slide_in_several_splits",
+            truth(&m["valid_on_train_slides"], "valid"),
+        ),
+    ];
+    for (kind, want) in &kinds {
+        assert!(!want.is_empty(), "{kind}: the generator injected none");
+        let got = found(&r, kind);
+        let tp = got.intersection(want).count() as f64;
+        let (recall, precision) = (tp / want.len() as f64, tp / got.len().max(1) as f64);
+        assert!(
+            recall >= 0.95 && precision >= 0.95,
+            "{kind}: recall {recall:.3}, precision {precision:.3} ({} found, {} injected)",
+            got.len(),
+            want.len()
+        );
+    }
+    // The duplicated test tiles themselves are named in the pairs.
+    for key in ["exact_duplicate_of_test", "near_duplicate_of_test"] {
+        let kind = if key.starts_with("exact") {
+            "exact_duplicate_across_splits"
+        } else {
+            "near_duplicate_across_splits"
+        };
+        let f = r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["kind"] == kind)
+            .unwrap();
+        let pairs: BTreeSet<(u64, u64)> = f["pairs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["a"]["index"].as_u64().unwrap(),
+                    p["b"]["index"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        for p in m[key].as_array().unwrap() {
+            let pair = (p[0].as_u64().unwrap(), p[1].as_u64().unwrap());
+            assert!(
+                pairs.contains(&pair),
+                "{key}: train {} / test {} not paired",
+                pair.0,
+                pair.1
+            );
+        }
+    }
+    assert!(!r["shared_slides"].as_array().unwrap().is_empty());
+    for kind in [
+        "invalid_values",
+        "trigger_patch",
+        "near_duplicate_across_splits",
+    ] {
+        let f = r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["kind"] == kind)
+            .unwrap();
+        assert!(
+            dp.join("rep").join(f["figure"].as_str().unwrap()).is_file(),
+            "{kind} figure"
+        );
+    }
+    let md = std::fs::read_to_string(dp.join("rep/audit.md")).unwrap();
+    assert!(md.contains("SYNTHETIC") && md.contains("trigger_patch"));
+
+    // The clean index drops what it says, and a run applies it without touching the data.
+    let clean = json(&dp.join("clean.json"));
+    let dropped = |s: &str| clean["drop"][s].as_array().map_or(0, |v| v.len());
+    assert!(dropped("train") >= kinds[..6].iter().map(|k| k.1.len()).sum::<usize>() - 5);
+    assert_eq!(
+        dropped("valid"),
+        m["valid_on_train_slides"].as_array().unwrap().len()
+    );
+    let before = std::fs::read(dp.join(format!("c/{}", x_name("train")))).unwrap();
+    let over = [
+        "data.dir=c",
+        "data.exclude=clean.json",
+        "train.epochs=1",
+        "train.batch_size=32",
+        "train.threads=1",
+        "model.hidden=[8]",
+    ];
+    let mut a = vec!["-q", "train", "--run-dir", "r"];
+    a.extend(over);
+    let o = pcam(dp, &a);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(
+        pcam(dp, &["-q", "eval", "--run", "r", "--split", "valid"]).code,
+        0
+    );
+    assert_eq!(
+        json(&dp.join("r/eval-valid.json"))["tiles"]
+            .as_u64()
+            .unwrap() as usize,
+        256 - dropped("valid")
+    );
+    assert_eq!(
+        std::fs::read(dp.join(format!("c/{}", x_name("train")))).unwrap(),
+        before,
+        "data must never be modified"
+    );
+
+    // The run's normalisation statistics are recomputed from train (minus the clean index).
+    let o = pcam(
+        dp,
+        &["-q", "data", "audit", "c", "--out", "rep2", "--runs", "."],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let checks = json(&dp.join("rep2/audit.json"))["norm_checks"].clone();
+    assert_eq!(checks.as_array().unwrap().len(), 1, "{checks}");
+    assert_eq!(checks[0]["from_train_only"], true, "{checks}");
+    assert_ne!(checks[0]["stored"], checks[0]["valid"]);
+}
+
+#[test]
+fn the_clean_pcam_copy_raises_no_alarm() {
+    let d = tempfile::tempdir().unwrap();
+    let dp = d.path();
+    synth(dp, "p", "pcam", "train=1200,valid=256,test=256");
+    let o = pcam(dp, &["-q", "data", "audit", "p", "--out", "rep"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let r = json(&dp.join("rep/audit.json"));
+    let total = r["tiles"].as_u64().unwrap() as f64;
+    for f in r["findings"].as_array().unwrap() {
+        let n = f["tiles"].as_array().unwrap().len() as f64;
+        assert!(
+            n / total <= 0.005,
+            "{}: {n} of {total} tiles flagged",
+            f["kind"]
+        );
+    }
+    for kind in [
+        "invalid_values",
+        "blank",
+        "saturated",
+        "trigger_patch",
+        "exact_duplicate_across_splits",
+        "near_duplicate_across_splits",
+        "slide_in_several_splits",
+    ] {
+        assert!(found(&r, kind).is_empty(), "{kind} on clean data");
+    }
+    assert!(r["shared_slides"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn audit_errors_are_one_line() {
+    let d = tempfile::tempdir().unwrap();
+    let dp = d.path();
+    assert_error(
+        &pcam(dp, &["data", "audit", "missing"]),
+        &["missing", "no PCAM split files"],
+    );
+    std::fs::create_dir(dp.join("empty")).unwrap();
+    assert_error(
+        &pcam(dp, &["data", "audit", "empty", "--near-distance", "9"]),
+        &["--near-distance 9"],
+    );
+    synth(dp, "p", "pcam", "train=64,valid=32,test=32");
+    std::fs::write(dp.join("bad.json"), "{}").unwrap();
+    let o = pcam(
+        dp,
+        &[
+            "train",
+            "data.dir=p",
+            "data.exclude=bad.json",
+            "train.epochs=1",
+        ],
+    );
+    assert_error(&o, &["bad.json", "clean index"]);
+    let o = pcam(
+        dp,
+        &[
+            "train",
+            "data.dir=p",
+            "data.exclude=nope.json",
+            "train.epochs=1",
+        ],
+    );
+    assert_error(&o, &["data.exclude", "does not exist"]);
+}
