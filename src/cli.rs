@@ -203,6 +203,30 @@ pub enum DataCmd {
         #[arg(long, value_name = "DIR")]
         cache_dir: Option<PathBuf>,
     },
+    /// Build seeded, stratified, slide-grouped splits (train/valid or k folds) as a split
+    /// manifest for `data.split_manifest`; the provided test split stays the hold-out.
+    Split {
+        /// A folder with PCAM files (with meta.csv: slides come from its wsi column).
+        dir: PathBuf,
+        /// The manifest to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Split seed (the default equals the embedded `data.split_seed`).
+        #[arg(long, default_value_t = 1234)]
+        seed: u64,
+        /// Share of the pool in valid (one train/valid split).
+        #[arg(long, default_value_t = 0.125)]
+        valid_fraction: f64,
+        /// k folds instead of one train/valid split (k ≥ 2).
+        #[arg(long, default_value_t = 1)]
+        folds: usize,
+        /// Provided splits pooled and re-split, e.g. `train,valid`.
+        #[arg(long, default_value = "train,valid", value_delimiter = ',')]
+        pool: Vec<pcam::data::SplitName>,
+        /// Where .h5.gz files are decompressed (default: the user cache folder).
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+    },
     /// Read every tile of `data.dir` under the `data.invalid` policy, as training will.
     Check {
         #[command(flatten)]
@@ -422,6 +446,47 @@ pub fn run(cli: Cli) -> Result<()> {
                 println!("report: {}", opts.out.join("audit.md").display());
             }
         }
+        Command::Data(DataCmd::Split {
+            dir,
+            out,
+            seed,
+            valid_fraction,
+            folds,
+            pool,
+            cache_dir,
+        }) => {
+            let open = OpenOptions {
+                cache_dir: cache_dir.unwrap_or_else(config::default_cache_dir),
+                chunk_cache_mb: 64,
+                progress,
+            };
+            let m = pcam::data::split::build(&dir, &pool, valid_fraction, folds, seed, &open)?;
+            let text = serde_json::to_string_pretty(&m)?;
+            if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| pcam::Error::io(parent, "creating folder", e))?;
+            }
+            pcam::fsutil::write_atomic(&out, text.as_bytes())?;
+            println!("| fold | train tiles | valid tiles | train positive | valid positive | train slides | valid slides | shared slides |");
+            println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+            for (k, f) in m.facts.iter().enumerate() {
+                println!(
+                    "| {k} | {} | {} | {:.3} | {:.3} | {} | {} | {} |",
+                    f.train_tiles,
+                    f.valid_tiles,
+                    f.train_positive_rate,
+                    f.valid_positive_rate,
+                    f.train_slides,
+                    f.valid_slides,
+                    f.shared_slides
+                );
+            }
+            println!(
+                "wrote {} (seed {seed}, sha256 {})",
+                out.display(),
+                &m.sha256[..16]
+            );
+        }
         Command::Data(DataCmd::Check { config, json }) => {
             let r = config.resolve()?;
             r.config.check_paths()?;
@@ -562,11 +627,9 @@ pub fn run(cli: Cli) -> Result<()> {
             cfg.config.check_paths()?;
             let c = &cfg.config;
             let opts = OpenOptions::from_config(c, progress);
-            let train = std::sync::Arc::new(pcam::data::loader::Tiles::load(
-                &c.data.dir,
+            let train = std::sync::Arc::new(pcam::data::loader::Tiles::for_run(
+                c,
                 pcam::data::SplitName::Train,
-                c.data.invalid,
-                &c.excluded(pcam::data::SplitName::Train)?,
                 &opts,
             )?);
             let mlp = pcam::config::ModelConfig {

@@ -55,6 +55,13 @@ pub struct DataConfig {
     /// every split this run reads. `None`: use every tile.
     #[serde(default)]
     pub exclude: Option<PathBuf>,
+    /// A split manifest from `pcam data split`: train/valid/test come from its lists
+    /// instead of the provided files. `None`: the provided splits.
+    #[serde(default)]
+    pub split_manifest: Option<PathBuf>,
+    /// Which fold of a k-fold split manifest is train/valid.
+    #[serde(default)]
+    pub fold: usize,
 }
 
 /// What to do with pixel values outside 0..=255 or NaN when mapping to u8.
@@ -445,15 +452,18 @@ impl RunConfig {
             }
             crate::data::clean::CleanIndex::read(p)?;
         }
-        Ok(())
-    }
-
-    /// File indices of `split` to leave out (from `data.exclude`), sorted.
-    pub fn excluded(&self, split: crate::data::SplitName) -> Result<Vec<usize>> {
-        match &self.data.exclude {
-            Some(p) => Ok(crate::data::clean::CleanIndex::read(p)?.dropped(split)),
-            None => Ok(Vec::new()),
+        if let Some(p) = &self.data.split_manifest {
+            if !p.is_file() {
+                return Err(Error::ConfigField {
+                    field: "data.split_manifest".into(),
+                    msg: format!("split manifest {} does not exist", p.display()),
+                    origin: None,
+                });
+            }
+            let m = crate::data::split::SplitManifest::read(p)?;
+            m.selection(crate::data::SplitName::Train, self.data.fold)?;
         }
+        Ok(())
     }
 
     /// The folder for decompressed `.h5.gz` files.

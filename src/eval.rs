@@ -80,24 +80,21 @@ pub fn evaluate(
     let model = c.model.build(device);
     let state = crate::train::checkpoint::load_weights(&run.checkpoint(which), &model)?;
     let opts = OpenOptions::from_config(&c, progress);
-    let tiles = Tiles::load(
-        &c.data.dir,
-        split,
-        c.data.invalid,
-        &c.excluded(split)?,
-        &opts,
-    )?;
+    let tiles = Tiles::for_run(&c, split, &opts)?;
     let probs = crate::train::predict(&model, &tiles, &state.norm, c.train.batch_size, device);
     let rows: Vec<Vec<String>> = (0..tiles.len())
         .map(|i| {
             vec![
+                tiles.file_split[i]
+                    .map(|s| s.to_string())
+                    .unwrap_or_default(),
                 tiles.file_index[i].to_string(),
                 tiles.labels[i].to_string(),
                 format!("{:e}", probs[i]),
             ]
         })
         .collect();
-    let header = ["file_index", "label", "probability"].map(String::from);
+    let header = ["file_split", "file_index", "label", "probability"].map(String::from);
     run.write_csv(&format!("predictions-{split}.csv"), &header, &rows)?;
     let report = EvalReport {
         run: run.path.clone(),

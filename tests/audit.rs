@@ -293,3 +293,201 @@ fn audit_errors_are_one_line() {
     );
     assert_error(&o, &["data.exclude", "does not exist"]);
 }
+
+fn meta_wsi(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let col = lines
+        .next()
+        .unwrap()
+        .split(',')
+        .position(|c| c == "wsi")
+        .unwrap();
+    lines
+        .map(|l| l.split(',').nth(col).unwrap().to_string())
+        .collect()
+}
+
+fn selection(v: &Value) -> Vec<(String, u64)> {
+    let mut out = vec![];
+    for (split, idx) in v.as_object().unwrap() {
+        out.extend(
+            idx.as_array()
+                .unwrap()
+                .iter()
+                .map(|i| (split.clone(), i.as_u64().unwrap())),
+        );
+    }
+    out
+}
+
+#[test]
+fn slide_grouped_splits_and_folds_are_seeded_disjoint_and_used_by_runs() {
+    let d = tempfile::tempdir().unwrap();
+    let dp = d.path();
+    synth(dp, "c", "course", "train=600,valid=256,test=128");
+    let wsi =
+        |split: &str| meta_wsi(&dp.join(format!("c/camelyonpatch_level_2_split_{split}_meta.csv")));
+    let slide_of = |t: &(String, u64)| wsi(&t.0)[t.1 as usize].clone();
+
+    let o = pcam(
+        dp,
+        &[
+            "-q",
+            "data",
+            "split",
+            "c",
+            "--out",
+            "s/split.json",
+            "--seed",
+            "3",
+        ],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let m = json(&dp.join("s/split.json"));
+    let (train, valid) = (
+        selection(&m["folds"][0]["train"]),
+        selection(&m["folds"][0]["valid"]),
+    );
+    assert_eq!(
+        train.len() + valid.len(),
+        600 + 256,
+        "every pooled tile in exactly one side"
+    );
+    let ts: BTreeSet<String> = train.iter().map(slide_of).collect();
+    let vs: BTreeSet<String> = valid.iter().map(slide_of).collect();
+    assert!(ts.is_disjoint(&vs), "a slide in both train and valid");
+    assert_eq!(m["facts"][0]["shared_slides"], 0);
+    let share = valid.len() as f64 / 856.0;
+    assert!((share - 0.125).abs() < 0.06, "valid share {share}");
+    // Same seed, same manifest; another seed, another split.
+    assert_eq!(
+        pcam(
+            dp,
+            &[
+                "-q",
+                "data",
+                "split",
+                "c",
+                "--out",
+                "s/again.json",
+                "--seed",
+                "3"
+            ]
+        )
+        .code,
+        0
+    );
+    assert_eq!(json(&dp.join("s/again.json"))["sha256"], m["sha256"]);
+    assert_eq!(
+        pcam(
+            dp,
+            &[
+                "-q",
+                "data",
+                "split",
+                "c",
+                "--out",
+                "s/other.json",
+                "--seed",
+                "4"
+            ]
+        )
+        .code,
+        0
+    );
+    assert_ne!(json(&dp.join("s/other.json"))["sha256"], m["sha256"]);
+
+    // k folds: every pooled tile is in exactly one fold's valid part.
+    assert_eq!(
+        pcam(
+            dp,
+            &["-q", "data", "split", "c", "--out", "s/k.json", "--folds", "4"]
+        )
+        .code,
+        0
+    );
+    let k = json(&dp.join("s/k.json"));
+    let mut all: Vec<(String, u64)> = (0..4)
+        .flat_map(|f| selection(&k["folds"][f]["valid"]))
+        .collect();
+    all.sort();
+    let n = all.len();
+    all.dedup();
+    assert_eq!((n, all.len()), (856, 856));
+
+    // A run reads its train and valid tiles from the manifest.
+    let over = [
+        "data.dir=c",
+        "data.split_manifest=s/split.json",
+        "train.epochs=1",
+        "train.batch_size=32",
+        "train.threads=1",
+        "model.hidden=[8]",
+    ];
+    let mut a = vec!["-q", "train", "--run-dir", "r"];
+    a.extend(over);
+    let o = pcam(dp, &a);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(
+        pcam(dp, &["-q", "eval", "--run", "r", "--split", "valid"]).code,
+        0
+    );
+    assert_eq!(
+        json(&dp.join("r/eval-valid.json"))["tiles"]
+            .as_u64()
+            .unwrap() as usize,
+        valid.len()
+    );
+    let preds = std::fs::read_to_string(dp.join("r/predictions-valid.csv")).unwrap();
+    let got: BTreeSet<(String, u64)> = preds
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].to_string(), f[1].parse().unwrap())
+        })
+        .collect();
+    assert_eq!(got, valid.iter().cloned().collect());
+    // The audit recomputes that run's statistics over the manifest's train tiles.
+    assert_eq!(
+        pcam(
+            dp,
+            &["-q", "data", "audit", "c", "--out", "rep", "--runs", "."]
+        )
+        .code,
+        0
+    );
+    assert_eq!(
+        json(&dp.join("rep/audit.json"))["norm_checks"][0]["from_train_only"],
+        true
+    );
+
+    // An edited manifest, a fold out of range, no meta.csv: one-line errors.
+    let text = std::fs::read_to_string(dp.join("s/split.json")).unwrap();
+    let first = valid[0].1.to_string();
+    let edited = text.replacen(&format!("\n          {first},"), "\n          0,", 1);
+    assert_ne!(edited, text, "the edit must change the lists");
+    std::fs::write(dp.join("s/edited.json"), edited).unwrap();
+    let o = pcam(
+        dp,
+        &["train", "data.dir=c", "data.split_manifest=s/edited.json"],
+    );
+    assert_error(&o, &["edited.json", "sha256"]);
+    let o = pcam(
+        dp,
+        &[
+            "train",
+            "data.dir=c",
+            "data.split_manifest=s/k.json",
+            "data.fold=4",
+        ],
+    );
+    assert_error(&o, &["data.fold", "4 fold"]);
+    std::fs::remove_file(dp.join("c/camelyonpatch_level_2_split_valid_meta.csv")).unwrap();
+    assert_error(
+        &pcam(dp, &["data", "split", "c", "--out", "x.json"]),
+        &["meta.csv", "wsi"],
+    );
+    assert!(!dp.join("x.json").exists());
+}

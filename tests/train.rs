@@ -289,7 +289,7 @@ fn eval_rebuilds_the_model_and_reproduces_the_training_metric() {
     assert!(o.stdout.contains("(SYNTHETIC data)"), "{}", o.stdout);
     let preds = std::fs::read_to_string(d.path().join("r/predictions-test.csv")).unwrap();
     assert_eq!(preds.lines().count(), 33);
-    assert!(preds.starts_with("file_index,label,probability\n"));
+    assert!(preds.starts_with("file_split,file_index,label,probability\n"));
     let o = pcam(d.path(), &["eval", "--run", "d"]);
     assert_error(&o, &["not a run folder"]);
 }
@@ -336,7 +336,7 @@ fn predict_reads_x_files_and_png_tiles_at_the_runs_threshold() {
             (pr[0].as_str(), pr[1].as_str()),
             (x.as_str(), k.to_string().as_str())
         );
-        assert_eq!(pr[2], er[2], "tile {k}: predict and eval disagree");
+        assert_eq!(pr[2], er[3], "tile {k}: predict and eval disagree");
         let prob: f32 = pr[2].parse().unwrap();
         assert_eq!(pr[3], ((prob >= 0.5) as u8).to_string());
     }

@@ -166,7 +166,84 @@ pub struct AuditReport {
     pub clean_index: Option<PathBuf>,
 }
 
+/// How one finding kind compares with a synthetic dataset's ground truth.
+#[derive(Debug, Clone, Serialize)]
+pub struct Score {
+    pub kind: &'static str,
+    pub injected: usize,
+    pub found: usize,
+    pub recall: f64,
+    pub precision: f64,
+}
+
 impl AuditReport {
+    /// Recall and precision of each finding kind that the generator injects, against the
+    /// ground truth in the dataset's `synthetic.json` (course variant); `None` for data
+    /// without a ground truth.
+    pub fn score_against_ground_truth(&self) -> Option<Vec<Score>> {
+        let m = crate::data::synth::read_manifest(&self.dataset)?;
+        let c = m.get("corruptions")?;
+        let ids = |key: &str, split: SplitName| -> BTreeSet<TileRef> {
+            c[key]
+                .as_array()
+                .map(|v| {
+                    v.iter()
+                        .filter_map(|x| x.as_u64().or_else(|| x.get(0).and_then(|y| y.as_u64())))
+                        .map(|i| TileRef {
+                            split,
+                            index: i as usize,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let truth = [
+            ("invalid_values", ids("out_of_range", SplitName::Train)),
+            ("blank", ids("blank", SplitName::Train)),
+            ("saturated", ids("saturated", SplitName::Train)),
+            ("trigger_patch", ids("trigger", SplitName::Train)),
+            (
+                "exact_duplicate_across_splits",
+                ids("exact_duplicate_of_test", SplitName::Train),
+            ),
+            (
+                "near_duplicate_across_splits",
+                ids("near_duplicate_of_test", SplitName::Train),
+            ),
+            (
+                "slide_in_several_splits",
+                ids("valid_on_train_slides", SplitName::Valid),
+            ),
+        ];
+        Some(
+            truth
+                .into_iter()
+                .map(|(kind, want)| {
+                    let got: BTreeSet<TileRef> = self
+                        .finding(kind)
+                        .map(|f| f.tiles.iter().copied().collect())
+                        .unwrap_or_default();
+                    let tp = got.intersection(&want).count() as f64;
+                    Score {
+                        kind,
+                        injected: want.len(),
+                        found: got.len(),
+                        recall: if want.is_empty() {
+                            1.0
+                        } else {
+                            tp / want.len() as f64
+                        },
+                        precision: if got.is_empty() {
+                            1.0
+                        } else {
+                            tp / got.len() as f64
+                        },
+                    }
+                })
+                .collect(),
+        )
+    }
+
     /// The finding of `kind`.
     pub fn finding(&self, kind: &str) -> Option<&Finding> {
         self.findings.iter().find(|f| f.kind == kind)
@@ -608,27 +685,18 @@ fn norm_checks(dir: &Path, runs: &Path, open: &OpenOptions) -> Result<Vec<NormCh
     let mut found = Vec::new();
     find_runs(runs, 4, &mut found);
     found.sort();
-    let mut cache: BTreeMap<(String, Vec<usize>), NormStats> = BTreeMap::new();
-    let mut stats =
-        |split: SplitName, policy: InvalidPolicy, skip: &[usize]| -> Result<NormStats> {
-            let key = (format!("{split}/{policy}"), skip.to_vec());
-            if let Some(s) = cache.get(&key) {
-                return Ok(*s);
-            }
-            let s = Split::open_dir(dir, split, open)?;
-            let mut acc = NormAccumulator::default();
-            for range in s.block_ranges() {
-                let b = s.read_block(range, policy)?;
-                for (k, i) in b.indices.iter().enumerate() {
-                    if skip.binary_search(i).is_err() {
-                        acc.add(&b.pixels[k * TILE_BYTES..(k + 1) * TILE_BYTES]);
-                    }
-                }
-            }
-            let n = acc.finish();
-            cache.insert(key, n);
-            Ok(n)
-        };
+    // Every split's statistics over all its tiles (clip), for comparison.
+    let plain = |split: SplitName| -> Result<NormStats> {
+        let s = Split::open_dir(dir, split, open)?;
+        let mut acc = NormAccumulator::default();
+        for range in s.block_ranges() {
+            acc.add(&s.read_block(range, InvalidPolicy::Clip)?.pixels);
+        }
+        Ok(acc.finish())
+    };
+    let present = SplitFiles::present(dir);
+    let mut valid = None;
+    let mut test = None;
     let mut out = Vec::new();
     for run in found {
         let Ok(rd) = crate::run::RunDir::open(&run) else {
@@ -642,24 +710,16 @@ fn norm_checks(dir: &Path, runs: &Path, open: &OpenOptions) -> Result<Vec<NormCh
         let Ok(state) = crate::train::checkpoint::read_state(&ckpt) else {
             continue;
         };
-        let train = stats(
-            SplitName::Train,
-            c.data.invalid,
-            &c.excluded(SplitName::Train)?,
-        )?;
-        let present = SplitFiles::present(dir);
-        let other = |s: SplitName,
-                     f: &mut dyn FnMut(SplitName) -> Result<NormStats>|
-         -> Result<Option<NormStats>> {
-            if present.contains(&s) {
-                f(s).map(Some)
-            } else {
-                Ok(None)
-            }
-        };
-        let mut clip = |s: SplitName| stats(s, InvalidPolicy::Clip, &[]);
-        let valid = other(SplitName::Valid, &mut clip)?;
-        let test = other(SplitName::Test, &mut clip)?;
+        // The train split exactly as the run read it (policy, clean index, split manifest).
+        let mut acc = NormAccumulator::default();
+        crate::data::loader::visit_run(&c, SplitName::Train, open, &mut |_, _, _, px| acc.add(px))?;
+        let train = acc.finish();
+        if valid.is_none() && present.contains(&SplitName::Valid) {
+            valid = Some(plain(SplitName::Valid)?);
+        }
+        if test.is_none() && present.contains(&SplitName::Test) {
+            test = Some(plain(SplitName::Test)?);
+        }
         out.push(NormCheck {
             run,
             stored: state.norm,
@@ -717,6 +777,15 @@ impl AuditReport {
                 c.run.display(),
                 if c.from_train_only { "yes" } else { "NO" }
             ));
+        }
+        if let Some(scores) = self.score_against_ground_truth() {
+            s.push_str("against the SYNTHETIC ground truth (synthetic.json):\n");
+            for sc in scores {
+                s.push_str(&format!(
+                    "  {:<30} injected {:>5}, found {:>5}: recall {:.3}, precision {:.3}\n",
+                    sc.kind, sc.injected, sc.found, sc.recall, sc.precision
+                ));
+            }
         }
         if let Some(p) = &self.clean_index {
             s.push_str(&format!("clean index: {}\n", p.display()));

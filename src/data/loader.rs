@@ -6,10 +6,12 @@
 //! train split only. Batches are assembled in a background thread, strictly in order,
 //! so their content never depends on thread timing.
 
+use super::clean::CleanIndex;
 use super::hdf5::{OpenOptions, PixelStats, Split};
+use super::split::SplitManifest;
 use super::{SplitName, CHANNELS, TILE, TILE_BYTES};
-use crate::config::InvalidPolicy;
-use crate::error::Result;
+use crate::config::{InvalidPolicy, RunConfig};
+use crate::error::{Error, Result};
 use crate::seed::Seeds;
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -25,6 +27,8 @@ pub struct Tiles {
     pub pixels: Vec<u8>,
     /// Labels, 0 or 1 (all 0 for unlabelled tiles, see [`Tiles::unlabelled`]).
     pub labels: Vec<u8>,
+    /// The provided split whose file each tile comes from (`None` for other inputs).
+    pub file_split: Vec<Option<SplitName>>,
     /// Index of each kept tile in its file.
     pub file_index: Vec<usize>,
     pub stats: PixelStats,
@@ -40,32 +44,40 @@ impl Tiles {
         skip: &[usize],
         opts: &OpenOptions,
     ) -> Result<Tiles> {
-        let s = Split::open_dir(dir, split, opts)?;
-        let mut t = Tiles {
-            pixels: Vec::with_capacity(s.len() * TILE_BYTES),
-            labels: Vec::with_capacity(s.len()),
-            file_index: Vec::with_capacity(s.len()),
-            stats: PixelStats::default(),
-        };
-        let bar = opts
-            .progress
-            .bar(s.len() as u64, format!("load {split}"), "tiles");
-        for range in s.block_ranges() {
-            let b = s.read_block(range.clone(), policy)?;
-            for (k, &i) in b.indices.iter().enumerate() {
-                if skip.binary_search(&i).is_ok() {
-                    continue;
-                }
-                t.pixels
-                    .extend_from_slice(&b.pixels[k * TILE_BYTES..(k + 1) * TILE_BYTES]);
-                t.labels.push(b.labels[k]);
-                t.file_index.push(i);
-            }
-            t.stats.merge(&b.stats);
-            bar.inc(range.len() as u64);
-        }
-        bar.finish_and_clear();
+        let mut t = Tiles::unlabelled(Vec::new(), Vec::new());
+        let mut stats = PixelStats::default();
+        visit(
+            dir,
+            split,
+            None,
+            policy,
+            skip,
+            opts,
+            &mut stats,
+            &mut t.pusher(),
+        )?;
+        t.stats = stats;
         Ok(t)
+    }
+
+    /// Reads the tiles of logical split `split` the way run config `c` asks: the provided
+    /// file, or the lists of `data.split_manifest` (fold `data.fold`), minus the tiles
+    /// `data.exclude` drops, under `data.invalid`.
+    pub fn for_run(c: &RunConfig, split: SplitName, opts: &OpenOptions) -> Result<Tiles> {
+        let mut t = Tiles::unlabelled(Vec::new(), Vec::new());
+        let stats = visit_run(c, split, opts, &mut t.pusher())?;
+        t.stats = stats;
+        Ok(t)
+    }
+
+    /// A sink for [`visit`] that appends each tile.
+    fn pusher(&mut self) -> impl FnMut(SplitName, usize, u8, &[u8]) + '_ {
+        move |source, i, label, px| {
+            self.pixels.extend_from_slice(px);
+            self.labels.push(label);
+            self.file_split.push(Some(source));
+            self.file_index.push(i);
+        }
     }
 
     /// Tiles without labels (prediction inputs): `pixels` is (n, 96, 96, 3) u8 and
@@ -74,6 +86,7 @@ impl Tiles {
         debug_assert_eq!(pixels.len(), file_index.len() * TILE_BYTES);
         Tiles {
             labels: vec![0; file_index.len()],
+            file_split: vec![None; file_index.len()],
             pixels,
             file_index,
             stats: PixelStats::default(),
@@ -93,6 +106,109 @@ impl Tiles {
     fn tile(&self, i: usize) -> &[u8] {
         &self.pixels[i * TILE_BYTES..(i + 1) * TILE_BYTES]
     }
+}
+
+/// Receives `(source split, file index, label, tile pixels)` for each tile streamed.
+pub type TileSink<'a> = dyn FnMut(SplitName, usize, u8, &[u8]) + 'a;
+
+/// Calls `f(source split, file index, label, tile)` for every tile of logical split
+/// `split` as run config `c` defines it (see [`Tiles::for_run`]), streaming block by
+/// block; returns the pixel statistics of the blocks read.
+pub fn visit_run(
+    c: &RunConfig,
+    split: SplitName,
+    opts: &OpenOptions,
+    f: &mut TileSink<'_>,
+) -> Result<PixelStats> {
+    let dir = &c.data.dir;
+    let exclude = match &c.data.exclude {
+        Some(p) => Some(CleanIndex::read(p)?),
+        None => None,
+    };
+    let skip = |s: SplitName| exclude.as_ref().map(|e| e.dropped(s)).unwrap_or_default();
+    let mut stats = PixelStats::default();
+    match &c.data.split_manifest {
+        None => visit(
+            dir,
+            split,
+            None,
+            c.data.invalid,
+            &skip(split),
+            opts,
+            &mut stats,
+            f,
+        )?,
+        Some(p) => {
+            let m = SplitManifest::read(p)?;
+            for (&source, keep) in m.selection(split, c.data.fold)? {
+                visit(
+                    dir,
+                    source,
+                    Some(keep),
+                    c.data.invalid,
+                    &skip(source),
+                    opts,
+                    &mut stats,
+                    f,
+                )?;
+            }
+        }
+    }
+    Ok(stats)
+}
+
+/// Streams the tiles of file split `split` (only `keep`, sorted, when given) minus `skip`.
+#[allow(clippy::too_many_arguments)]
+fn visit(
+    dir: &Path,
+    split: SplitName,
+    keep: Option<&[usize]>,
+    policy: InvalidPolicy,
+    skip: &[usize],
+    opts: &OpenOptions,
+    stats: &mut PixelStats,
+    f: &mut TileSink<'_>,
+) -> Result<()> {
+    let s = Split::open_dir(dir, split, opts)?;
+    if let Some(&bad) = keep.and_then(|k| k.iter().find(|&&i| i >= s.len())) {
+        return Err(Error::bad_file(
+            &s.files.x,
+            format!(
+                "split manifest names tile {bad}, but the file has {} tiles",
+                s.len()
+            ),
+        ));
+    }
+    let bar = opts
+        .progress
+        .bar(s.len() as u64, format!("load {split}"), "tiles");
+    for range in s.block_ranges() {
+        if let Some(k) = keep {
+            // Skip blocks holding no wanted tile.
+            let lo = k.partition_point(|&i| i < range.start);
+            if lo == k.len() || k[lo] >= range.end {
+                bar.inc(range.len() as u64);
+                continue;
+            }
+        }
+        let b = s.read_block(range.clone(), policy)?;
+        for (j, &i) in b.indices.iter().enumerate() {
+            if skip.binary_search(&i).is_ok() || keep.is_some_and(|k| k.binary_search(&i).is_err())
+            {
+                continue;
+            }
+            f(
+                split,
+                i,
+                b.labels[j],
+                &b.pixels[j * TILE_BYTES..(j + 1) * TILE_BYTES],
+            );
+        }
+        stats.merge(&b.stats);
+        bar.inc(range.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok(())
 }
 
 /// Per-channel mean and standard deviation of pixel/255, from the train split only;
@@ -350,6 +466,7 @@ mod tests {
 
     fn tiles(n: usize) -> Tiles {
         Tiles {
+            file_split: vec![Some(SplitName::Train); n],
             pixels: (0..n * TILE_BYTES).map(|i| (i * 7 % 256) as u8).collect(),
             labels: (0..n).map(|i| (i % 4 == 0) as u8).collect(),
             file_index: (0..n).collect(),

@@ -8,6 +8,7 @@ pub mod gz;
 pub mod hdf5;
 pub mod inspect;
 pub mod loader;
+pub mod split;
 pub mod synth;
 pub mod tile_png;
 

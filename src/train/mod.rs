@@ -66,20 +66,8 @@ pub fn fit(
     let pins = seeds.apply_to_torch(c.train.threads);
     let device = crate::device::select(c.train.device)?;
     let opts = OpenOptions::from_config(c, progress);
-    let train = Arc::new(Tiles::load(
-        &c.data.dir,
-        SplitName::Train,
-        c.data.invalid,
-        &c.excluded(SplitName::Train)?,
-        &opts,
-    )?);
-    let valid = Tiles::load(
-        &c.data.dir,
-        SplitName::Valid,
-        c.data.invalid,
-        &c.excluded(SplitName::Valid)?,
-        &opts,
-    )?;
+    let train = Arc::new(Tiles::for_run(c, SplitName::Train, &opts)?);
+    let valid = Tiles::for_run(c, SplitName::Valid, &opts)?;
     if train.is_empty() || valid.is_empty() {
         return Err(Error::bad_file(
             &c.data.dir,
