@@ -380,11 +380,7 @@ pub fn run(cli: Cli) -> Result<()> {
             json,
             cache_dir,
         }) => {
-            let opts = OpenOptions {
-                cache_dir: cache_dir.unwrap_or_else(config::default_cache_dir),
-                chunk_cache_mb: 64,
-                progress,
-            };
+            let opts = standalone_options(cache_dir, progress);
             let report = inspect::inspect(&path, &opts)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -399,11 +395,7 @@ pub fn run(cli: Cli) -> Result<()> {
             out,
             cache_dir,
         }) => {
-            let opts = OpenOptions {
-                cache_dir: cache_dir.unwrap_or_else(config::default_cache_dir),
-                chunk_cache_mb: 64,
-                progress,
-            };
+            let opts = standalone_options(cache_dir, progress);
             let indices = parse_indices(&tiles)?;
             let paths = pcam::data::tile_png::export(&dir, split, &indices, &out, &opts)?;
             println!("wrote {} PNG tiles to {}", paths.len(), out.display());
@@ -418,11 +410,7 @@ pub fn run(cli: Cli) -> Result<()> {
             json,
             cache_dir,
         }) => {
-            let open = OpenOptions {
-                cache_dir: cache_dir.unwrap_or_else(config::default_cache_dir),
-                chunk_cache_mb: 64,
-                progress,
-            };
+            let open = standalone_options(cache_dir, progress);
             let name = dir
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -455,18 +443,9 @@ pub fn run(cli: Cli) -> Result<()> {
             pool,
             cache_dir,
         }) => {
-            let open = OpenOptions {
-                cache_dir: cache_dir.unwrap_or_else(config::default_cache_dir),
-                chunk_cache_mb: 64,
-                progress,
-            };
+            let open = standalone_options(cache_dir, progress);
             let m = pcam::data::split::build(&dir, &pool, valid_fraction, folds, seed, &open)?;
-            let text = serde_json::to_string_pretty(&m)?;
-            if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| pcam::Error::io(parent, "creating folder", e))?;
-            }
-            pcam::fsutil::write_atomic(&out, text.as_bytes())?;
+            m.write(&out)?;
             println!("| fold | train tiles | valid tiles | train positive | valid positive | train slides | valid slides | shared slides |");
             println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
             for (k, f) in m.facts.iter().enumerate() {
@@ -768,4 +747,13 @@ fn parse_indices(spec: &str) -> anyhow::Result<Vec<usize>> {
         return Err(bad());
     }
     Ok(out)
+}
+
+/// Options for data commands that take `--cache-dir` instead of a config.
+fn standalone_options(cache_dir: Option<PathBuf>, progress: Progress) -> OpenOptions {
+    OpenOptions {
+        cache_dir: cache_dir.unwrap_or_else(config::default_cache_dir),
+        chunk_cache_mb: 64,
+        progress,
+    }
 }

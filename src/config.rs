@@ -443,23 +443,11 @@ impl RunConfig {
             });
         }
         if let Some(p) = &self.data.exclude {
-            if !p.is_file() {
-                return Err(Error::ConfigField {
-                    field: "data.exclude".into(),
-                    msg: format!("clean index {} does not exist", p.display()),
-                    origin: None,
-                });
-            }
+            file_exists("data.exclude", "clean index", p)?;
             crate::data::clean::CleanIndex::read(p)?;
         }
         if let Some(p) = &self.data.split_manifest {
-            if !p.is_file() {
-                return Err(Error::ConfigField {
-                    field: "data.split_manifest".into(),
-                    msg: format!("split manifest {} does not exist", p.display()),
-                    origin: None,
-                });
-            }
+            file_exists("data.split_manifest", "split manifest", p)?;
             let m = crate::data::split::SplitManifest::read(p)?;
             m.selection(crate::data::SplitName::Train, self.data.fold)?;
         }
@@ -473,6 +461,18 @@ impl RunConfig {
             .clone()
             .unwrap_or_else(default_cache_dir)
     }
+}
+
+/// Fails with a config-field error unless `path` (named by `field`) is a file.
+fn file_exists(field: &str, what: &str, path: &Path) -> Result<()> {
+    if path.is_file() {
+        return Ok(());
+    }
+    Err(Error::ConfigField {
+        field: field.into(),
+        msg: format!("{what} {} does not exist", path.display()),
+        origin: None,
+    })
 }
 
 /// `$PCAM_CACHE`, else `$XDG_CACHE_HOME/pcam`, else `~/.cache/pcam`.

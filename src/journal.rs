@@ -12,10 +12,6 @@ use std::path::{Path, PathBuf};
 /// Sub-questions (by id prefix) answered by issues that are still open, with the issue.
 /// Remove an entry when its issue lands and the answer is written.
 pub const PENDING: &[(&str, u32)] = &[
-    ("2.1", 5),
-    ("2.2", 5),
-    ("2.3", 5),
-    ("2.5", 5),
     ("5.1", 7),
     ("5.2.1", 8),
     ("5.2.2", 8),

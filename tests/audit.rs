@@ -30,6 +30,24 @@ fn synth(dir: &Path, out: &str, variant: &str, sizes: &str) {
     assert_eq!(o.code, 0, "{}", o.stderr);
 }
 
+/// Trains a tiny MLP on `c` with one extra override into `r`, evaluates it on valid and
+/// returns the number of valid tiles evaluated.
+fn train_and_eval_valid(dp: &Path, extra: &str) -> usize {
+    let mut a = vec!["-q", "train", "--run-dir", "r", "data.dir=c", extra];
+    a.extend([
+        "train.epochs=1",
+        "train.batch_size=32",
+        "train.threads=1",
+        "model.hidden=[8]",
+    ]);
+    let o = pcam(dp, &a);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let o = ok(dp, "-q eval --run r --split valid");
+    json(&dp.join("r/eval-valid.json"))["tiles"]
+        .as_u64()
+        .unwrap() as usize
+}
+
 fn json(p: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
@@ -76,20 +94,7 @@ fn the_course_copy_audit_finds_every_injected_corruption() {
     let d = tempfile::tempdir().unwrap();
     let dp = d.path();
     synth(dp, "c", "course", "train=1200,valid=256,test=256");
-    let o = pcam(
-        dp,
-        &[
-            "-q",
-            "data",
-            "audit",
-            "c",
-            "--out",
-            "rep",
-            "--write-clean",
-            "clean.json",
-        ],
-    );
-    assert_eq!(o.code, 0, "{}", o.stderr);
+    let o = ok(dp, "-q data audit c --out rep --write-clean clean.json");
     assert!(o.stdout.contains("(SYNTHETIC data)"), "{}", o.stdout);
     let r = json(&dp.join("rep/audit.json"));
     let m = json(&dp.join("c/synthetic.json"))["corruptions"].clone();
@@ -186,26 +191,8 @@ fn the_course_copy_audit_finds_every_injected_corruption() {
         m["valid_on_train_slides"].as_array().unwrap().len()
     );
     let before = std::fs::read(dp.join(format!("c/{}", x_name("train")))).unwrap();
-    let over = [
-        "data.dir=c",
-        "data.exclude=clean.json",
-        "train.epochs=1",
-        "train.batch_size=32",
-        "train.threads=1",
-        "model.hidden=[8]",
-    ];
-    let mut a = vec!["-q", "train", "--run-dir", "r"];
-    a.extend(over);
-    let o = pcam(dp, &a);
-    assert_eq!(o.code, 0, "{}", o.stderr);
     assert_eq!(
-        pcam(dp, &["-q", "eval", "--run", "r", "--split", "valid"]).code,
-        0
-    );
-    assert_eq!(
-        json(&dp.join("r/eval-valid.json"))["tiles"]
-            .as_u64()
-            .unwrap() as usize,
+        train_and_eval_valid(dp, "data.exclude=clean.json"),
         256 - dropped("valid")
     );
     assert_eq!(
@@ -215,11 +202,7 @@ fn the_course_copy_audit_finds_every_injected_corruption() {
     );
 
     // The run's normalisation statistics are recomputed from train (minus the clean index).
-    let o = pcam(
-        dp,
-        &["-q", "data", "audit", "c", "--out", "rep2", "--runs", "."],
-    );
-    assert_eq!(o.code, 0, "{}", o.stderr);
+    let o = ok(dp, "-q data audit c --out rep2 --runs .");
     let checks = json(&dp.join("rep2/audit.json"))["norm_checks"].clone();
     assert_eq!(checks.as_array().unwrap().len(), 1, "{checks}");
     assert_eq!(checks[0]["from_train_only"], true, "{checks}");
@@ -231,8 +214,7 @@ fn the_clean_pcam_copy_raises_no_alarm() {
     let d = tempfile::tempdir().unwrap();
     let dp = d.path();
     synth(dp, "p", "pcam", "train=1200,valid=256,test=256");
-    let o = pcam(dp, &["-q", "data", "audit", "p", "--out", "rep"]);
-    assert_eq!(o.code, 0, "{}", o.stderr);
+    let o = ok(dp, "-q data audit p --out rep");
     let r = json(&dp.join("rep/audit.json"));
     let total = r["tiles"].as_u64().unwrap() as f64;
     for f in r["findings"].as_array().unwrap() {
@@ -330,20 +312,7 @@ fn slide_grouped_splits_and_folds_are_seeded_disjoint_and_used_by_runs() {
         |split: &str| meta_wsi(&dp.join(format!("c/camelyonpatch_level_2_split_{split}_meta.csv")));
     let slide_of = |t: &(String, u64)| wsi(&t.0)[t.1 as usize].clone();
 
-    let o = pcam(
-        dp,
-        &[
-            "-q",
-            "data",
-            "split",
-            "c",
-            "--out",
-            "s/split.json",
-            "--seed",
-            "3",
-        ],
-    );
-    assert_eq!(o.code, 0, "{}", o.stderr);
+    let o = ok(dp, "-q data split c --out s/split.json --seed 3");
     let m = json(&dp.join("s/split.json"));
     let (train, valid) = (
         selection(&m["folds"][0]["train"]),
@@ -361,52 +330,13 @@ fn slide_grouped_splits_and_folds_are_seeded_disjoint_and_used_by_runs() {
     let share = valid.len() as f64 / 856.0;
     assert!((share - 0.125).abs() < 0.06, "valid share {share}");
     // Same seed, same manifest; another seed, another split.
-    assert_eq!(
-        pcam(
-            dp,
-            &[
-                "-q",
-                "data",
-                "split",
-                "c",
-                "--out",
-                "s/again.json",
-                "--seed",
-                "3"
-            ]
-        )
-        .code,
-        0
-    );
+    ok(dp, "-q data split c --out s/again.json --seed 3");
     assert_eq!(json(&dp.join("s/again.json"))["sha256"], m["sha256"]);
-    assert_eq!(
-        pcam(
-            dp,
-            &[
-                "-q",
-                "data",
-                "split",
-                "c",
-                "--out",
-                "s/other.json",
-                "--seed",
-                "4"
-            ]
-        )
-        .code,
-        0
-    );
+    ok(dp, "-q data split c --out s/other.json --seed 4");
     assert_ne!(json(&dp.join("s/other.json"))["sha256"], m["sha256"]);
 
     // k folds: every pooled tile is in exactly one fold's valid part.
-    assert_eq!(
-        pcam(
-            dp,
-            &["-q", "data", "split", "c", "--out", "s/k.json", "--folds", "4"]
-        )
-        .code,
-        0
-    );
+    ok(dp, "-q data split c --out s/k.json --folds 4");
     let k = json(&dp.join("s/k.json"));
     let mut all: Vec<(String, u64)> = (0..4)
         .flat_map(|f| selection(&k["folds"][f]["valid"]))
@@ -417,26 +347,8 @@ fn slide_grouped_splits_and_folds_are_seeded_disjoint_and_used_by_runs() {
     assert_eq!((n, all.len()), (856, 856));
 
     // A run reads its train and valid tiles from the manifest.
-    let over = [
-        "data.dir=c",
-        "data.split_manifest=s/split.json",
-        "train.epochs=1",
-        "train.batch_size=32",
-        "train.threads=1",
-        "model.hidden=[8]",
-    ];
-    let mut a = vec!["-q", "train", "--run-dir", "r"];
-    a.extend(over);
-    let o = pcam(dp, &a);
-    assert_eq!(o.code, 0, "{}", o.stderr);
     assert_eq!(
-        pcam(dp, &["-q", "eval", "--run", "r", "--split", "valid"]).code,
-        0
-    );
-    assert_eq!(
-        json(&dp.join("r/eval-valid.json"))["tiles"]
-            .as_u64()
-            .unwrap() as usize,
+        train_and_eval_valid(dp, "data.split_manifest=s/split.json"),
         valid.len()
     );
     let preds = std::fs::read_to_string(dp.join("r/predictions-valid.csv")).unwrap();
@@ -450,14 +362,7 @@ fn slide_grouped_splits_and_folds_are_seeded_disjoint_and_used_by_runs() {
         .collect();
     assert_eq!(got, valid.iter().cloned().collect());
     // The audit recomputes that run's statistics over the manifest's train tiles.
-    assert_eq!(
-        pcam(
-            dp,
-            &["-q", "data", "audit", "c", "--out", "rep", "--runs", "."]
-        )
-        .code,
-        0
-    );
+    ok(dp, "-q data audit c --out rep --runs .");
     assert_eq!(
         json(&dp.join("rep/audit.json"))["norm_checks"][0]["from_train_only"],
         true

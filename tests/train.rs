@@ -294,6 +294,14 @@ fn eval_rebuilds_the_model_and_reproduces_the_training_metric() {
     assert_error(&o, &["not a run folder"]);
 }
 
+/// Asserts every row's label is its probability thresholded at `t`.
+fn assert_labels_at(rows: &[Vec<String>], t: f32) {
+    for row in rows {
+        let prob: f32 = row[2].parse().unwrap();
+        assert_eq!(row[3], ((prob >= t) as u8).to_string(), "{row:?}");
+    }
+}
+
 fn csv_rows(p: &Path) -> Vec<Vec<String>> {
     std::fs::read_to_string(p)
         .unwrap()
@@ -314,10 +322,7 @@ fn predict_reads_x_files_and_png_tiles_at_the_runs_threshold() {
         pcam(dp, &args(&["-q", "train", "--run-dir", "r"], &over)).code,
         0
     );
-    assert_eq!(
-        pcam(dp, &["-q", "eval", "--run", "r", "--split", "test"]).code,
-        0
-    );
+    ok(dp, "-q eval --run r --split test");
     let x = format!("d/{}", x_name("test"));
 
     // An x file alone: the same probabilities as evaluation, bit for bit.
@@ -337,33 +342,16 @@ fn predict_reads_x_files_and_png_tiles_at_the_runs_threshold() {
             (x.as_str(), k.to_string().as_str())
         );
         assert_eq!(pr[2], er[3], "tile {k}: predict and eval disagree");
-        let prob: f32 = pr[2].parse().unwrap();
-        assert_eq!(pr[3], ((prob >= 0.5) as u8).to_string());
     }
+    assert_labels_at(&p, 0.5);
 
     // PNG tiles exported from the same file: the same pixels, so the same probabilities
     // (up to float summation order in a batch of another size).
-    let o = pcam(
+    ok(
         dp,
-        &[
-            "-q",
-            "data",
-            "export-png",
-            "d",
-            "--split",
-            "test",
-            "--tiles",
-            "0..5,9",
-            "--out",
-            "png",
-        ],
+        "-q data export-png d --split test --tiles 0..5,9 --out png",
     );
-    assert_eq!(o.code, 0, "{}", o.stderr);
-    let o = pcam(
-        dp,
-        &["-q", "predict", "--run", "r", "png", "--out", "q.csv"],
-    );
-    assert_eq!(o.code, 0, "{}", o.stderr);
+    ok(dp, "-q predict --run r png --out q.csv");
     let q = csv_rows(&dp.join("q.csv"));
     let want = [0usize, 1, 2, 3, 4, 9];
     assert_eq!(q.len(), want.len());
@@ -382,10 +370,7 @@ fn predict_reads_x_files_and_png_tiles_at_the_runs_threshold() {
     .unwrap();
     let o = pcam(dp, &["-q", "predict", "--run", "r", &x, "--out", "t.csv"]);
     assert!(o.stdout.contains("threshold 0.9 (test)"), "{}", o.stdout);
-    for row in csv_rows(&dp.join("t.csv")) {
-        let prob: f32 = row[2].parse().unwrap();
-        assert_eq!(row[3], ((prob >= 0.9) as u8).to_string());
-    }
+    assert_labels_at(&csv_rows(&dp.join("t.csv")), 0.9);
     let o = pcam(
         dp,
         &[

@@ -505,10 +505,11 @@ pub fn audit(dir: &Path, opts: &AuditOptions, open: &OpenOptions) -> Result<Audi
                 .collect();
             grid(dir, open, &pick)?
         } else {
+            // Pairs take two rows: half as many columns keep the figure small.
             let pick: Vec<Vec<TileRef>> = f
                 .pairs
                 .iter()
-                .take(opts.examples)
+                .take(opts.examples.div_ceil(2))
                 .map(|p| vec![p.a, p.b])
                 .collect();
             grid(dir, open, &pick)?

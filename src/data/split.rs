@@ -77,6 +77,16 @@ impl SplitManifest {
         Ok(m)
     }
 
+    /// Writes the manifest as JSON, atomically (creating the folder).
+    pub fn write(&self, path: &Path) -> Result<()> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, "creating folder", e))?;
+        }
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| Error::Usage(format!("serialising split manifest: {e}")))?;
+        crate::fsutil::write_atomic(path, text.as_bytes())
+    }
+
     /// The tiles of `split` in fold `fold`.
     pub fn selection(&self, split: SplitName, fold: usize) -> Result<&Selection> {
         let f = self.folds.get(fold).ok_or_else(|| Error::ConfigField {

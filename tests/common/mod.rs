@@ -27,6 +27,14 @@ pub fn pcam(cwd: &Path, args: &[&str]) -> Out {
     }
 }
 
+/// Runs `pcam` with whitespace-separated `args` and asserts it succeeded.
+pub fn ok(cwd: &Path, args: &str) -> Out {
+    let a: Vec<&str> = args.split_whitespace().collect();
+    let o = pcam(cwd, &a);
+    assert_eq!(o.code, 0, "pcam {args}: {}", o.stderr);
+    o
+}
+
 /// Asserts a clean one-line failure: exit code 2, exactly one stderr line starting
 /// with `error:`, containing every needle, and no panic.
 pub fn assert_error(o: &Out, needles: &[&str]) {
