@@ -42,7 +42,7 @@ fn train_and_eval_valid(dp: &Path, extra: &str) -> usize {
     ]);
     let o = pcam(dp, &a);
     assert_eq!(o.code, 0, "{}", o.stderr);
-    let o = ok(dp, "-q eval --run r --split valid");
+    ok(dp, "-q eval --run r --split valid");
     json(&dp.join("r/eval-valid.json"))["tiles"]
         .as_u64()
         .unwrap() as usize
@@ -202,7 +202,7 @@ fn the_course_copy_audit_finds_every_injected_corruption() {
     );
 
     // The run's normalisation statistics are recomputed from train (minus the clean index).
-    let o = ok(dp, "-q data audit c --out rep2 --runs .");
+    ok(dp, "-q data audit c --out rep2 --runs .");
     let checks = json(&dp.join("rep2/audit.json"))["norm_checks"].clone();
     assert_eq!(checks.as_array().unwrap().len(), 1, "{checks}");
     assert_eq!(checks[0]["from_train_only"], true, "{checks}");
@@ -214,7 +214,7 @@ fn the_clean_pcam_copy_raises_no_alarm() {
     let d = tempfile::tempdir().unwrap();
     let dp = d.path();
     synth(dp, "p", "pcam", "train=1200,valid=256,test=256");
-    let o = ok(dp, "-q data audit p --out rep");
+    ok(dp, "-q data audit p --out rep");
     let r = json(&dp.join("rep/audit.json"));
     let total = r["tiles"].as_u64().unwrap() as f64;
     for f in r["findings"].as_array().unwrap() {
