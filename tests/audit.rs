@@ -312,7 +312,7 @@ fn slide_grouped_splits_and_folds_are_seeded_disjoint_and_used_by_runs() {
         |split: &str| meta_wsi(&dp.join(format!("c/camelyonpatch_level_2_split_{split}_meta.csv")));
     let slide_of = |t: &(String, u64)| wsi(&t.0)[t.1 as usize].clone();
 
-    let o = ok(dp, "-q data split c --out s/split.json --seed 3");
+    ok(dp, "-q data split c --out s/split.json --seed 3");
     let m = json(&dp.join("s/split.json"));
     let (train, valid) = (
         selection(&m["folds"][0]["train"]),
