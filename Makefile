@@ -32,11 +32,12 @@ notebooks-check: setup ## Execute notebooks into a temp folder; fail on errors o
 journal-check: setup ## Fail on stale journal tables, missing figures/notebooks, unanswered questions
 	@target/release/pcam journal check
 
-bench: setup ## Benchmarks: synthesis tiles/s; training img/s pipeline vs compute only; audit tiles/s + RSS
+bench: setup ## Benchmarks: synthesis tiles/s; training img/s pipeline vs compute only; audit tiles/s + RSS; ROC-AUC/AP vs scikit-learn
 	@$(ENV) cargo bench --locked --bench synth
 	@target/release/pcam -q data synth --out data/demo/pcam --variant pcam --seed 7 --force >/dev/null
 	@target/release/pcam -q bench train --config configs/model/cnn.yaml train.batch_size=32 train.threads=2
 	@scripts/bench-audit.sh 20000
+	@$(ENV) .venv/bin/python bench/metrics_vs_sklearn.py 10000000
 
 lint: setup ## rustfmt check and clippy with warnings as errors
 	@$(ENV) cargo fmt --check && cargo clippy --release --locked --all-targets -- -D warnings

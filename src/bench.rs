@@ -122,3 +122,50 @@ pub fn train_throughput(
         ratio: pipeline / compute,
     }
 }
+
+/// ROC-AUC and average precision on `n` seeded synthetic scores: best-of-`rounds` seconds
+/// for each, with the values (for the comparison with scikit-learn in `bench/`).
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricsTiming {
+    pub n: usize,
+    pub roc_auc: f64,
+    pub roc_auc_seconds: f64,
+    pub average_precision: f64,
+    pub average_precision_seconds: f64,
+}
+
+/// `n` continuous scores in [0, 1) and labels from the `bench/metrics` stream of `seed`
+/// (positives score higher on average; f32 resolution makes some ties).
+pub fn metrics_data(n: usize, seed: u64) -> (Vec<f32>, Vec<u8>) {
+    use rand::Rng;
+    let mut rng = Seeds::new(seed).stream("bench/metrics", 0);
+    let labels: Vec<u8> = (0..n).map(|_| rng.random_bool(0.3) as u8).collect();
+    let scores = labels
+        .iter()
+        .map(|&l| rng.random::<f32>() * 0.7 + 0.3 * l as f32)
+        .collect();
+    (scores, labels)
+}
+
+/// Times [`crate::metrics::roc_auc_sweep`] and [`crate::metrics::average_precision`].
+pub fn metrics_throughput(scores: &[f32], labels: &[u8], rounds: usize) -> MetricsTiming {
+    let time = |f: &dyn Fn() -> Option<f64>| {
+        let mut best = f64::INFINITY;
+        let mut v = f64::NAN;
+        for _ in 0..rounds.max(1) {
+            let t0 = Instant::now();
+            v = f().unwrap_or(f64::NAN);
+            best = best.min(t0.elapsed().as_secs_f64());
+        }
+        (v, best)
+    };
+    let (auc, auc_s) = time(&|| crate::metrics::roc_auc_sweep(scores, labels));
+    let (ap, ap_s) = time(&|| crate::metrics::average_precision(scores, labels));
+    MetricsTiming {
+        n: scores.len(),
+        roc_auc: auc,
+        roc_auc_seconds: auc_s,
+        average_precision: ap,
+        average_precision_seconds: ap_s,
+    }
+}

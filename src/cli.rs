@@ -53,6 +53,10 @@ pub enum Command {
         /// Which checkpoint: best or last.
         #[arg(long, default_value = "best", value_parser = ["best", "last"])]
         checkpoint: String,
+        /// Choose the run's decision threshold on this (validation) split by
+        /// `eval.threshold_policy` and store it in threshold.json.
+        #[arg(long)]
+        choose_threshold: bool,
     },
     /// Predict tumour probability for new tiles with a finished run's model.
     Predict {
@@ -239,6 +243,21 @@ pub enum DataCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCmd {
+    /// ROC-AUC and average precision on N seeded synthetic scores (seconds, best of 3).
+    Metrics {
+        /// How many scores.
+        #[arg(long, default_value_t = 10_000_000)]
+        n: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Also write the scores (f32 little-endian) and labels (u8) here, as FILE.scores
+        /// and FILE.labels, for an independent comparison.
+        #[arg(long, value_name = "FILE")]
+        data_out: Option<PathBuf>,
+        /// Write the timings as JSON here.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
     /// Training images/s, whole pipeline vs compute only, for MLP [64,32] and the CNN.
     Train {
         #[command(flatten)]
@@ -541,20 +560,39 @@ pub fn run(cli: Cli) -> Result<()> {
             run,
             split,
             checkpoint,
+            choose_threshold,
         } => {
             let run = pcam::run::RunDir::open(&run)?;
-            let r = pcam::eval::evaluate(&run, split, &checkpoint, progress)?;
+            let r =
+                pcam::eval::evaluate_with(&run, split, &checkpoint, choose_threshold, progress)?;
+            let opt = |v: Option<f64>| v.map(|a| format!("{a:.4}")).unwrap_or_else(|| "n/a".into());
             println!(
-                "{} {} ({} checkpoint, {} tiles): ROC-AUC {}, accuracy {:.4} at threshold {}, log loss {:.4}{}",
+                "{} {} ({} checkpoint, {} tiles): ROC-AUC {}, average precision {}, log loss {:.4}, Brier {:.4}, ECE {:.4}{}",
                 r.run.display(),
                 r.split,
                 r.checkpoint,
                 r.tiles,
-                r.roc_auc.map(|a| format!("{a:.4}")).unwrap_or_else(|| "n/a".into()),
-                r.accuracy,
-                r.threshold.threshold,
+                opt(r.roc_auc),
+                opt(r.average_precision),
                 r.log_loss,
+                r.brier,
+                r.ece,
                 if r.data_synthetic.is_some() { " (SYNTHETIC data)" } else { "" }
+            );
+            println!(
+                "  at threshold {} ({}): accuracy {:.4}, recall {:.4}, precision {:.4}, specificity {:.4}, F1 {:.4}, F2 {:.4}; TP {} FP {} TN {} FN {}",
+                r.threshold.threshold,
+                r.threshold.source,
+                r.accuracy,
+                r.recall,
+                r.precision,
+                r.specificity,
+                r.f1,
+                r.f2,
+                r.confusion.tp,
+                r.confusion.fp,
+                r.confusion.tn,
+                r.confusion.fn_
             );
         }
         Command::Predict {
@@ -640,6 +678,27 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             if let Some(p) = json {
                 pcam::fsutil::write_atomic(&p, serde_json::to_string_pretty(&rows)?.as_bytes())?;
+            }
+        }
+        Command::Bench(BenchCmd::Metrics {
+            n,
+            seed,
+            data_out,
+            json,
+        }) => {
+            let (scores, labels) = pcam::bench::metrics_data(n, seed);
+            if let Some(p) = &data_out {
+                let bytes: Vec<u8> = scores.iter().flat_map(|s| s.to_le_bytes()).collect();
+                pcam::fsutil::write_atomic(&p.with_extension("scores"), &bytes)?;
+                pcam::fsutil::write_atomic(&p.with_extension("labels"), &labels)?;
+            }
+            let t = pcam::bench::metrics_throughput(&scores, &labels, 3);
+            println!(
+                "pcam on {n} scores: ROC-AUC {:.12} in {:.3} s, average precision {:.12} in {:.3} s",
+                t.roc_auc, t.roc_auc_seconds, t.average_precision, t.average_precision_seconds
+            );
+            if let Some(p) = json {
+                pcam::fsutil::write_atomic(&p, serde_json::to_string_pretty(&t)?.as_bytes())?;
             }
         }
         Command::Report(ReportCmd::DatasetSize {

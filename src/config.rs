@@ -23,6 +23,10 @@ const EMBEDDED: &[(&str, &str)] = &[
         "train/default.yaml",
         include_str!("../configs/train/default.yaml"),
     ),
+    (
+        "eval/default.yaml",
+        include_str!("../configs/eval/default.yaml"),
+    ),
 ];
 
 /// Everything a run needs to know, fully resolved.
@@ -34,7 +38,49 @@ pub struct RunConfig {
     pub data: DataConfig,
     pub model: ModelConfig,
     pub train: TrainConfig,
+    /// Threshold choice and confidence intervals (runs made before it existed get the defaults).
+    #[serde(default)]
+    pub eval: EvalConfig,
     pub run: RunSection,
+}
+
+/// How evaluation chooses the decision threshold and computes intervals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    pub threshold_policy: ThresholdPolicy,
+    /// For `min_recall`: the recall the threshold must reach on validation.
+    pub min_recall: f64,
+    /// For `fixed`.
+    pub fixed_threshold: f32,
+    /// Bootstrap resamples for confidence intervals (0: none).
+    pub bootstrap: usize,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        EvalConfig {
+            threshold_policy: ThresholdPolicy::MaxF2,
+            min_recall: 0.95,
+            fixed_threshold: 0.5,
+            bootstrap: 1000,
+        }
+    }
+}
+
+/// Rules for choosing the decision threshold on validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThresholdPolicy {
+    /// The threshold with the highest F2 (recall weighted 4× precision: missed tumours cost more).
+    MaxF2,
+    MaxF1,
+    /// The threshold with the highest recall + specificity − 1.
+    Youden,
+    /// The highest threshold whose recall is at least `eval.min_recall`.
+    MinRecall,
+    /// `eval.fixed_threshold`.
+    Fixed,
 }
 
 /// Where the data lives and how bad pixels are handled.
@@ -417,6 +463,19 @@ impl RunConfig {
             return bad(
                 "train.early_stop_patience",
                 "must be at least 1 (or null)".into(),
+            );
+        }
+        let ev = &self.eval;
+        if !(ev.min_recall > 0.0 && ev.min_recall <= 1.0) {
+            return bad(
+                "eval.min_recall",
+                format!("{} is outside (0, 1]", ev.min_recall),
+            );
+        }
+        if !(0.0..=1.0).contains(&ev.fixed_threshold) {
+            return bad(
+                "eval.fixed_threshold",
+                format!("{} is outside [0, 1]", ev.fixed_threshold),
             );
         }
         let e = &self.run.experiment;

@@ -8,10 +8,12 @@ use crate::data::loader::Tiles;
 use crate::data::SplitName;
 use crate::error::Error;
 use crate::error::Result;
+use crate::metrics::Confusion;
 use crate::progress::Progress;
 use crate::run::RunDir;
 use crate::seed::Seeds;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The default decision threshold, used while a run has no `threshold.json`.
 pub const DEFAULT_THRESHOLD: f32 = 0.5;
@@ -63,7 +65,86 @@ pub struct EvalReport {
     pub log_loss: f64,
     pub roc_auc: Option<f64>,
     pub accuracy: f64,
+    /// Counts at the threshold.
+    pub confusion: crate::metrics::Confusion,
+    pub precision: f64,
+    pub recall: f64,
+    pub specificity: f64,
+    pub f1: f64,
+    pub f2: f64,
+    pub average_precision: Option<f64>,
+    pub pr_auc: Option<f64>,
+    pub brier: f64,
+    /// Expected calibration error over 10 equal-width bins.
+    pub ece: f64,
+    /// 95% bootstrap intervals (`eval.bootstrap` resamples, seeded): roc_auc,
+    /// average_precision, recall, precision.
+    pub ci95: BTreeMap<String, (f64, f64)>,
     pub data_synthetic: Option<String>,
+}
+
+/// Chooses the decision threshold on (validation) probabilities by `cfg.threshold_policy`;
+/// returns it with the confusion it gives there.
+pub fn choose_threshold(
+    probs: &[f32],
+    labels: &[u8],
+    cfg: &crate::config::EvalConfig,
+    split: SplitName,
+) -> Result<(Threshold, Confusion)> {
+    use crate::config::ThresholdPolicy as P;
+    let name = serde_json::to_value(cfg.threshold_policy)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let (t, cm) = if cfg.threshold_policy == P::Fixed {
+        (
+            cfg.fixed_threshold,
+            Confusion::at(probs, labels, cfg.fixed_threshold),
+        )
+    } else {
+        if !labels.contains(&1) {
+            return Err(Error::Usage(format!(
+                "cannot choose a threshold by {name}: split {split} has no positive tile"
+            )));
+        }
+        let sweep = crate::metrics::threshold_sweep(probs, labels);
+        let pick = match cfg.threshold_policy {
+            P::MinRecall => sweep
+                .iter()
+                .find(|(_, c)| c.recall() >= cfg.min_recall)
+                .copied(),
+            p => {
+                let score = |c: &Confusion| match p {
+                    P::MaxF1 => c.f1(),
+                    P::Youden => c.youden(),
+                    _ => c.f_beta(2.0),
+                };
+                // The highest threshold among equal scores: the first in the sweep.
+                sweep
+                    .iter()
+                    .copied()
+                    .fold(None, |best: Option<(f32, Confusion)>, x| match best {
+                        Some(b) if score(&b.1) >= score(&x.1) => Some(b),
+                        _ => Some(x),
+                    })
+            }
+        };
+        pick.ok_or_else(|| Error::Usage(format!("no threshold satisfies {name} on {split}")))?
+    };
+    let source = format!(
+        "{name} on {split} (recall {:.4}, precision {:.4}, F2 {:.4}, specificity {:.4})",
+        cm.recall(),
+        cm.precision(),
+        cm.f_beta(2.0),
+        cm.specificity()
+    );
+    Ok((
+        Threshold {
+            threshold: t,
+            source,
+        },
+        cm,
+    ))
 }
 
 /// Evaluates checkpoint `which` (`best` or `last`) of `run` on `split`.
@@ -73,8 +154,25 @@ pub fn evaluate(
     which: &str,
     progress: Progress,
 ) -> Result<EvalReport> {
+    evaluate_with(run, split, which, false, progress)
+}
+
+/// [`evaluate`], and with `choose` (validation only) first choose the run's threshold by
+/// the config's `eval.threshold_policy` and store it in `threshold.json`.
+pub fn evaluate_with(
+    run: &RunDir,
+    split: SplitName,
+    which: &str,
+    choose: bool,
+    progress: Progress,
+) -> Result<EvalReport> {
+    if choose && split != SplitName::Valid {
+        return Err(Error::Usage(format!(
+            "--choose-threshold works on the validation split only (got --split {split}): \
+             a threshold tuned on test would overstate test performance"
+        )));
+    }
     let c = run.config()?;
-    let threshold = run_threshold(run)?;
     Seeds::new(c.seed).apply_to_torch(c.train.threads);
     let device = crate::device::select(c.train.device)?;
     let model = c.model.build(device);
@@ -82,6 +180,19 @@ pub fn evaluate(
     let opts = OpenOptions::from_config(&c, progress);
     let tiles = Tiles::for_run(&c, split, &opts)?;
     let probs = crate::train::predict(&model, &tiles, &state.norm, c.train.batch_size, device);
+    let threshold = if choose {
+        let (t, _) = choose_threshold(&probs, &tiles.labels, &c.eval, split)?;
+        run.write_json("threshold.json", &t)?;
+        t
+    } else {
+        run_threshold(run)?
+    };
+    write_threshold_table(run, split, &probs, &tiles.labels)?;
+    let ci = if c.eval.bootstrap > 0 {
+        intervals(&probs, &tiles.labels, threshold.threshold, &c, split)
+    } else {
+        BTreeMap::new()
+    };
     let rows: Vec<Vec<String>> = (0..tiles.len())
         .map(|i| {
             vec![
@@ -96,6 +207,7 @@ pub fn evaluate(
         .collect();
     let header = ["file_split", "file_index", "label", "probability"].map(String::from);
     run.write_csv(&format!("predictions-{split}.csv"), &header, &rows)?;
+    let cm = crate::metrics::Confusion::at(&probs, &tiles.labels, threshold.threshold);
     let report = EvalReport {
         run: run.path.clone(),
         split,
@@ -105,9 +217,144 @@ pub fn evaluate(
         threshold: threshold.clone(),
         log_loss: crate::metrics::log_loss(&probs, &tiles.labels),
         roc_auc: crate::metrics::roc_auc(&probs, &tiles.labels),
-        accuracy: crate::metrics::accuracy(&probs, &tiles.labels, threshold.threshold),
+        accuracy: cm.accuracy(),
+        confusion: cm,
+        precision: cm.precision(),
+        recall: cm.recall(),
+        specificity: cm.specificity(),
+        f1: cm.f1(),
+        f2: cm.f_beta(2.0),
+        average_precision: crate::metrics::average_precision(&probs, &tiles.labels),
+        pr_auc: crate::metrics::pr_auc(&probs, &tiles.labels),
+        brier: crate::metrics::brier(&probs, &tiles.labels),
+        ece: crate::metrics::calibration(&probs, &tiles.labels, 10).ece,
+        ci95: ci,
         data_synthetic: crate::data::synth::note(&c.data.dir),
     };
     run.write_json(&format!("eval-{split}.json"), &report)?;
     Ok(report)
+}
+
+/// `thresholds-<split>.csv`: the confusion and its rates at every distinct probability.
+fn write_threshold_table(
+    run: &RunDir,
+    split: SplitName,
+    probs: &[f32],
+    labels: &[u8],
+) -> Result<()> {
+    let header = [
+        "threshold",
+        "tp",
+        "fp",
+        "tn",
+        "fn",
+        "precision",
+        "recall",
+        "specificity",
+        "f1",
+        "f2",
+    ]
+    .map(String::from);
+    let rows: Vec<Vec<String>> = crate::metrics::threshold_sweep(probs, labels)
+        .iter()
+        .map(|(t, c)| {
+            vec![
+                format!("{t:e}"),
+                c.tp.to_string(),
+                c.fp.to_string(),
+                c.tn.to_string(),
+                c.fn_.to_string(),
+                format!("{:.6}", c.precision()),
+                format!("{:.6}", c.recall()),
+                format!("{:.6}", c.specificity()),
+                format!("{:.6}", c.f1()),
+                format!("{:.6}", c.f_beta(2.0)),
+            ]
+        })
+        .collect();
+    run.write_csv(&format!("thresholds-{split}.csv"), &header, &rows)
+}
+
+/// Seeded 95% bootstrap intervals of the headline metrics.
+fn intervals(
+    probs: &[f32],
+    labels: &[u8],
+    t: f32,
+    c: &crate::config::RunConfig,
+    split: SplitName,
+) -> BTreeMap<String, (f64, f64)> {
+    let metrics: [(&str, &crate::metrics::MetricFn<'_>); 4] = [
+        ("roc_auc", &|p, l| crate::metrics::roc_auc_sweep(p, l)),
+        ("average_precision", &|p, l| {
+            crate::metrics::average_precision(p, l)
+        }),
+        ("recall", &|p, l| Some(Confusion::at(p, l, t).recall())),
+        ("precision", &|p, l| {
+            Some(Confusion::at(p, l, t).precision())
+        }),
+    ];
+    let seeds = Seeds::new(c.seed);
+    metrics
+        .iter()
+        .enumerate()
+        .filter_map(|(k, (name, f))| {
+            let mut rng = seeds.stream("eval/bootstrap", ((split as u64) << 8) | k as u64);
+            crate::metrics::bootstrap_ci(probs, labels, *f, c.eval.bootstrap, 0.95, &mut rng)
+                .map(|ci| (name.to_string(), ci))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{EvalConfig, ThresholdPolicy};
+
+    fn cfg(p: ThresholdPolicy) -> EvalConfig {
+        EvalConfig {
+            threshold_policy: p,
+            ..EvalConfig::default()
+        }
+    }
+
+    #[test]
+    fn policies_pick_the_threshold_they_promise() {
+        // Sorted scores: 0.9(1) 0.8(1) 0.7(0) 0.6(1) 0.5(0) 0.4(1) 0.3(0) 0.2(0)
+        let p = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2];
+        let l = [1, 1, 0, 1, 0, 1, 0, 0];
+        let s = SplitName::Valid;
+        // Recall ≥ 0.75 first reached at 0.6 (3 of 4).
+        let (t, c) = choose_threshold(
+            &p,
+            &l,
+            &EvalConfig {
+                min_recall: 0.75,
+                ..cfg(ThresholdPolicy::MinRecall)
+            },
+            s,
+        )
+        .unwrap();
+        assert_eq!((t.threshold, c.tp, c.fp), (0.6, 3, 1));
+        assert!(t.source.starts_with("min_recall on valid"), "{}", t.source);
+        // F2 favours recall: all four positives at 0.4 (F2 = 20/24 = 0.833) beats 0.6 (0.75).
+        let (t, _) = choose_threshold(&p, &l, &cfg(ThresholdPolicy::MaxF2), s).unwrap();
+        assert_eq!(t.threshold, 0.4);
+        // Youden: 0.8 gives 0.5 + 1 − 1 = 0.5; 0.6 gives 0.75 + 0.75 − 1 = 0.5; 0.4 gives
+        // 1 + 0.5 − 1 = 0.5: a tie, and the highest threshold wins.
+        let (t, _) = choose_threshold(&p, &l, &cfg(ThresholdPolicy::Youden), s).unwrap();
+        assert_eq!(t.threshold, 0.8);
+        let (t, c) = choose_threshold(
+            &p,
+            &l,
+            &EvalConfig {
+                fixed_threshold: 0.55,
+                ..cfg(ThresholdPolicy::Fixed)
+            },
+            s,
+        )
+        .unwrap();
+        assert_eq!((t.threshold, c.tp), (0.55, 3));
+        let e = choose_threshold(&p, &[0; 8], &cfg(ThresholdPolicy::MaxF2), s).unwrap_err();
+        assert!(e.to_string().contains("no positive tile"), "{e}");
+    }
 }

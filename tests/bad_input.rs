@@ -249,6 +249,16 @@ fn out_of_range_value() {
         &[],
         &["`train.batch_size`", "at least 1"],
     );
+    config_fails(
+        "",
+        &["eval.min_recall=1.5"],
+        &["`eval.min_recall`", "(0, 1]"],
+    );
+    config_fails(
+        "eval:\n  threshold_policy: best\n",
+        &[],
+        &["`eval.threshold_policy`", "exp.yaml"],
+    );
 }
 
 #[test]

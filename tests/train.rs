@@ -292,6 +292,40 @@ fn eval_rebuilds_the_model_and_reproduces_the_training_metric() {
     assert!(preds.starts_with("file_split,file_index,label,probability\n"));
     let o = pcam(d.path(), &["eval", "--run", "d"]);
     assert_error(&o, &["not a run folder"]);
+
+    // The threshold is chosen on validation only, stored, and used by test and predict.
+    assert_error(
+        &pcam(
+            d.path(),
+            &[
+                "eval",
+                "--run",
+                "r",
+                "--split",
+                "test",
+                "--choose-threshold",
+            ],
+        ),
+        &["validation split only"],
+    );
+    assert!(!d.path().join("r/threshold.json").exists());
+    ok(d.path(), "-q eval --run r --split valid --choose-threshold");
+    let t = json(&d.path().join("r/threshold.json"));
+    assert!(
+        t["source"].as_str().unwrap().starts_with("max_f2 on valid"),
+        "{t}"
+    );
+    ok(d.path(), "-q eval --run r --split test");
+    let e = json(&d.path().join("r/eval-test.json"));
+    assert_eq!(e["threshold"], t);
+    for k in ["roc_auc", "average_precision", "recall", "precision"] {
+        let ci = &e["ci95"][k];
+        assert!(
+            ci[0].as_f64().unwrap() <= ci[1].as_f64().unwrap(),
+            "{k}: {ci}"
+        );
+    }
+    assert!(d.path().join("r/thresholds-test.csv").is_file());
 }
 
 /// Asserts every row's label is its probability thresholded at `t`.
