@@ -31,7 +31,7 @@ pub fn out_of_fold(x: &[Vec<f64>], y: &[u8], folds: usize, seeds: &Seeds) -> Res
         if test.is_empty() {
             continue;
         }
-        let model = Model::fit(x, y, &train)?;
+        let model = Logistic::fit(x, y, &train)?;
         for i in test {
             p[i] = model.prob(&x[i]);
         }
@@ -39,16 +39,18 @@ pub fn out_of_fold(x: &[Vec<f64>], y: &[u8], folds: usize, seeds: &Seeds) -> Res
     Ok(p)
 }
 
-/// A standardised logistic regression.
-struct Model {
+/// A logistic regression (smartcore, L2 α = 1, LBFGS) on standardised features.
+#[derive(Debug, Clone)]
+pub struct Logistic {
     mean: Vec<f64>,
     sd: Vec<f64>,
     w: Vec<f64>,
     b: f64,
 }
 
-impl Model {
-    fn fit(x: &[Vec<f64>], y: &[u8], rows: &[usize]) -> Result<Model> {
+impl Logistic {
+    /// Fits on rows `rows` of `x` with labels `y` (standardisation from those rows).
+    pub fn fit(x: &[Vec<f64>], y: &[u8], rows: &[usize]) -> Result<Logistic> {
         let d = x[0].len();
         let n = rows.len() as f64;
         let mut mean = vec![0.0; d];
@@ -68,7 +70,7 @@ impl Model {
         let (has0, has1) = (ys.contains(&0), ys.contains(&1));
         if !(has0 && has1) {
             // One class only: the model can only say that class.
-            return Ok(Model {
+            return Ok(Logistic {
                 mean,
                 sd,
                 w: vec![0.0; d],
@@ -86,10 +88,11 @@ impl Model {
             .map_err(|e| Error::Usage(format!("label-noise model: {e}")))?;
         let w: Vec<f64> = (0..d).map(|j| *lr.coefficients().get((0, j))).collect();
         let b = *lr.intercept().get((0, 0));
-        Ok(Model { mean, sd, w, b })
+        Ok(Logistic { mean, sd, w, b })
     }
 
-    fn prob(&self, x: &[f64]) -> f64 {
+    /// Probability of label 1.
+    pub fn prob(&self, x: &[f64]) -> f64 {
         let z: f64 = self.b
             + x.iter()
                 .zip(&self.w)
