@@ -37,12 +37,12 @@ $pcam -q config show --write "$out" | tail -n 1
 
 echo
 echo "== 5. train the course's baseline MLP and the small CNN on the SYNTHETIC pcam variant;"
-echo "      choose the threshold on valid (eval.threshold_policy: max_f2), evaluate once on test"
+echo "      choose the threshold on valid (eval.threshold_policy: max_f2), evaluate once on test beside the baselines"
 for m in mlp cnn; do
   $pcam train --config "configs/experiment/demo_$m.yaml" | tee "$out/train-$m.txt"
   run=$(awk '/^run /{print $2}' "$out/train-$m.txt")
   $pcam eval --run "$run" --split valid --choose-threshold | tee "$out/eval-$m.txt"
-  $pcam eval --run "$run" --split test | tee -a "$out/eval-$m.txt"
+  $pcam eval --run "$run" --split test --baselines | tee -a "$out/eval-$m.txt"
 done
 
 echo

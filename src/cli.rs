@@ -57,6 +57,10 @@ pub enum Command {
         /// `eval.threshold_policy` and store it in threshold.json.
         #[arg(long)]
         choose_threshold: bool,
+        /// Also score the baselines (majority class; logistic regression on tile features)
+        /// on the same split: baselines-<split>.json.
+        #[arg(long)]
+        baselines: bool,
     },
     /// Predict tumour probability for new tiles with a finished run's model.
     Predict {
@@ -561,10 +565,40 @@ pub fn run(cli: Cli) -> Result<()> {
             split,
             checkpoint,
             choose_threshold,
+            baselines,
         } => {
             let run = pcam::run::RunDir::open(&run)?;
             let r =
                 pcam::eval::evaluate_with(&run, split, &checkpoint, choose_threshold, progress)?;
+            if baselines {
+                let b = pcam::baseline::evaluate(&run, split, progress)?;
+                let opt =
+                    |v: Option<f64>| v.map(|a| format!("{a:.4}")).unwrap_or_else(|| "n/a".into());
+                println!("| scorer ({split}) | ROC-AUC | average precision | recall | precision | F2 | threshold |");
+                println!("|---|---:|---:|---:|---:|---:|---:|");
+                println!(
+                    "| model ({}) | {} | {} | {:.4} | {:.4} | {:.4} | {} |",
+                    r.checkpoint,
+                    opt(r.roc_auc),
+                    opt(r.average_precision),
+                    r.recall,
+                    r.precision,
+                    r.f2,
+                    r.threshold.threshold
+                );
+                for s in &b.baselines {
+                    println!(
+                        "| {} | {} | {} | {:.4} | {:.4} | {:.4} | {} |",
+                        s.name,
+                        opt(s.roc_auc),
+                        opt(s.average_precision),
+                        s.recall,
+                        s.precision,
+                        s.f2,
+                        s.threshold.threshold
+                    );
+                }
+            }
             let opt = |v: Option<f64>| v.map(|a| format!("{a:.4}")).unwrap_or_else(|| "n/a".into());
             println!(
                 "{} {} ({} checkpoint, {} tiles): ROC-AUC {}, average precision {}, log loss {:.4}, Brier {:.4}, ECE {:.4}{}",

@@ -6,6 +6,7 @@
 //! [`journal`] sits on top of `report`.
 
 pub mod audit;
+pub mod baseline;
 pub mod bench;
 pub mod config;
 pub mod data;

@@ -326,6 +326,20 @@ fn eval_rebuilds_the_model_and_reproduces_the_training_metric() {
         );
     }
     assert!(d.path().join("r/thresholds-test.csv").is_file());
+
+    // Baselines with the same metrics on the same tiles.
+    let o = ok(d.path(), "-q eval --run r --split test --baselines");
+    assert!(o.stdout.contains("| majority class |"), "{}", o.stdout);
+    let b = json(&d.path().join("r/baselines-test.json"));
+    let bs = b["baselines"].as_array().unwrap();
+    assert_eq!(bs.len(), 2);
+    assert_eq!(bs[0]["roc_auc"], 0.5, "a constant score ranks nothing");
+    assert!(bs[1]["roc_auc"].as_f64().unwrap() > 0.5, "{}", bs[1]);
+    assert!(bs[1]["threshold"]["source"]
+        .as_str()
+        .unwrap()
+        .starts_with("max_f2 on valid"));
+    assert_eq!(b["tiles"], 32);
 }
 
 /// Asserts every row's label is its probability thresholded at `t`.
