@@ -42,7 +42,7 @@ for m in mlp cnn; do
   $pcam train --config "configs/experiment/demo_$m.yaml" | tee "$out/train-$m.txt"
   run=$(awk '/^run /{print $2}' "$out/train-$m.txt")
   $pcam eval --run "$run" --split valid --choose-threshold | tee "$out/eval-$m.txt"
-  $pcam eval --run "$run" --split test --baselines | tee -a "$out/eval-$m.txt"
+  $pcam eval --run "$run" --split test --baselines --slices | tee -a "$out/eval-$m.txt"
 done
 
 echo

@@ -61,6 +61,10 @@ pub enum Command {
         /// on the same split: baselines-<split>.json.
         #[arg(long)]
         baselines: bool,
+        /// Also slice the split (confidence, brightness, stain, tissue, slide, label, audit
+        /// flags): slices-<split>.json and .md, worst slices first.
+        #[arg(long)]
+        slices: bool,
     },
     /// Predict tumour probability for new tiles with a finished run's model.
     Predict {
@@ -566,10 +570,25 @@ pub fn run(cli: Cli) -> Result<()> {
             checkpoint,
             choose_threshold,
             baselines,
+            slices,
         } => {
             let run = pcam::run::RunDir::open(&run)?;
             let r =
                 pcam::eval::evaluate_with(&run, split, &checkpoint, choose_threshold, progress)?;
+            if slices {
+                let sr = pcam::slicing::slice(&run, split, progress)?;
+                println!(
+                    "{} slices of {split}; worst (>= {} tiles) by gap to global:",
+                    sr.slices.len(),
+                    pcam::slicing::MIN_RANKED
+                );
+                for w in sr.worst.iter().take(5) {
+                    println!(
+                        "  {} / {} ({} tiles): {} {:.3} vs {:.3} global ({:+.3})",
+                        w.family, w.slice, w.tiles, w.metric, w.value, w.global, -w.gap
+                    );
+                }
+            }
             if baselines {
                 let b = pcam::baseline::evaluate(&run, split, progress)?;
                 let opt =

@@ -23,6 +23,7 @@ pub mod report;
 pub mod run;
 pub mod runtime;
 pub mod seed;
+pub mod slicing;
 pub mod train;
 pub mod twin;
 

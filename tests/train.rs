@@ -340,6 +340,44 @@ fn eval_rebuilds_the_model_and_reproduces_the_training_metric() {
         .unwrap()
         .starts_with("max_f2 on valid"));
     assert_eq!(b["tiles"], 32);
+
+    // Slices: every family present, the ranking sorted by gap.
+    let o = ok(d.path(), "-q eval --run r --split test --slices");
+    assert!(o.stdout.contains("worst"), "{}", o.stdout);
+    let sl = json(&d.path().join("r/slices-test.json"));
+    assert_eq!(sl["global"]["tiles"], 32);
+    let families: std::collections::BTreeSet<&str> = sl["slices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["family"].as_str().unwrap())
+        .collect();
+    for f in [
+        "confidence band",
+        "brightness quartile",
+        "stain intensity quartile",
+        "tissue fraction",
+        "label",
+        "slide",
+    ] {
+        assert!(families.contains(f), "{f} missing: {families:?}");
+    }
+    let gaps: Vec<f64> = sl["worst"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["gap"].as_f64().unwrap())
+        .collect();
+    assert!(gaps.windows(2).all(|w| w[0] >= w[1]), "{gaps:?}");
+    let label_tiles: u64 = sl["slices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["family"] == "label")
+        .map(|s| s["tiles"].as_u64().unwrap())
+        .sum();
+    assert_eq!(label_tiles, 32, "label slices partition the split");
+    assert!(d.path().join("r/slices-test.md").is_file());
 }
 
 /// Asserts every row's label is its probability thresholded at `t`.
