@@ -588,6 +588,13 @@ pub fn run(cli: Cli) -> Result<()> {
                         w.family, w.slice, w.tiles, w.metric, w.value, w.global, -w.gap
                     );
                 }
+                let opts = OpenOptions::from_config(&run.config()?, progress);
+                let figs = pcam::report::evaluation::save_all(&run, split, &sr, &opts)?;
+                println!(
+                    "{} figures (ROC, PR, confusion, thresholds, calibration, slices, errors) in {}",
+                    figs.len(),
+                    run.path.join("figures").display()
+                );
             }
             if baselines {
                 let b = pcam::baseline::evaluate(&run, split, progress)?;

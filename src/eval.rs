@@ -358,3 +358,50 @@ mod tests {
         assert!(e.to_string().contains("no positive tile"), "{e}");
     }
 }
+
+/// A run's `predictions-<split>.csv`, read back.
+#[derive(Debug, Clone)]
+pub struct Predictions {
+    /// Source file split and index of each tile.
+    pub at: Vec<(String, usize)>,
+    pub labels: Vec<u8>,
+    pub probs: Vec<f32>,
+}
+
+/// Reads `predictions-<split>.csv` of `run` (written by [`evaluate`]).
+pub fn read_predictions(run: &RunDir, split: SplitName) -> Result<Predictions> {
+    let path = run.path.join(format!("predictions-{split}.csv"));
+    let text = std::fs::read_to_string(&path).map_err(|_| {
+        Error::bad_file(
+            &path,
+            format!(
+                "missing: run `pcam eval --run {} --split {split}` first",
+                run.path.display()
+            ),
+        )
+    })?;
+    let mut p = Predictions {
+        at: Vec::new(),
+        labels: Vec::new(),
+        probs: Vec::new(),
+    };
+    for (k, line) in text.lines().skip(1).enumerate() {
+        let f: Vec<&str> = line.split(',').collect();
+        let bad = || {
+            Error::bad_file(
+                &path,
+                format!(
+                    "line {}: expected file_split,file_index,label,probability",
+                    k + 2
+                ),
+            )
+        };
+        if f.len() != 4 {
+            return Err(bad());
+        }
+        p.at.push((f[0].to_string(), f[1].parse().map_err(|_| bad())?));
+        p.labels.push(f[2].parse().map_err(|_| bad())?);
+        p.probs.push(f[3].parse().map_err(|_| bad())?);
+    }
+    Ok(p)
+}

@@ -149,36 +149,7 @@ fn quartiles(values: &[f32], names: [&str; 4]) -> Vec<(String, Vec<usize>)> {
 pub fn slice(run: &RunDir, split: SplitName, progress: Progress) -> Result<SliceReport> {
     let c = run.config()?;
     let pred_path = run.path.join(format!("predictions-{split}.csv"));
-    let text = std::fs::read_to_string(&pred_path).map_err(|_| {
-        Error::bad_file(
-            &pred_path,
-            format!(
-                "missing: run `pcam eval --run {} --split {split}` first",
-                run.path.display()
-            ),
-        )
-    })?;
-    let mut probs = Vec::new();
-    let mut labels = Vec::new();
-    let mut at: Vec<(String, usize)> = Vec::new();
-    for (k, line) in text.lines().skip(1).enumerate() {
-        let f: Vec<&str> = line.split(',').collect();
-        let bad = || {
-            Error::bad_file(
-                &pred_path,
-                format!(
-                    "line {}: expected file_split,file_index,label,probability",
-                    k + 2
-                ),
-            )
-        };
-        if f.len() != 4 {
-            return Err(bad());
-        }
-        at.push((f[0].to_string(), f[1].parse().map_err(|_| bad())?));
-        labels.push(f[2].parse::<u8>().map_err(|_| bad())?);
-        probs.push(f[3].parse::<f32>().map_err(|_| bad())?);
-    }
+    let crate::eval::Predictions { at, labels, probs } = crate::eval::read_predictions(run, split)?;
     let threshold = crate::eval::run_threshold(run)?.threshold;
     let opts = OpenOptions::from_config(&c, progress);
     let tiles = Tiles::for_run(&c, split, &opts)?;
@@ -213,9 +184,9 @@ pub fn slice(run: &RunDir, split: SplitName, progress: Progress) -> Result<Slice
     let mut families: Vec<(&str, Vec<Named>)> = Vec::new();
     // Confidence: distance of the probability from the threshold.
     let mut conf: Vec<(String, Vec<usize>)> = [
-        "uncertain (|p − t| < 0.1)",
-        "moderate (0.1–0.3)",
-        "confident (≥ 0.3)",
+        "uncertain (p within 0.1 of t)",
+        "moderate (0.1–0.3 from t)",
+        "confident (≥ 0.3 from t)",
     ]
     .iter()
     .map(|s| (s.to_string(), Vec::new()))

@@ -378,6 +378,18 @@ fn eval_rebuilds_the_model_and_reproduces_the_training_metric() {
         .sum();
     assert_eq!(label_tiles, 32, "label slices partition the split");
     assert!(d.path().join("r/slices-test.md").is_file());
+    for kind in [
+        "roc",
+        "pr",
+        "confusion",
+        "thresholds",
+        "calibration",
+        "slices",
+        "errors",
+    ] {
+        let png = std::fs::read(d.path().join(format!("r/figures/test_{kind}.png"))).unwrap();
+        assert!(png.starts_with(b"\x89PNG") && png.len() > 1000, "{kind}");
+    }
 }
 
 /// Asserts every row's label is its probability thresholded at `t`.

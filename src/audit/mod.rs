@@ -13,7 +13,7 @@ use crate::config::InvalidPolicy;
 use crate::data::clean::{CleanIndex, Dropped};
 use crate::data::hdf5::{OpenOptions, Split};
 use crate::data::loader::{NormAccumulator, NormStats};
-use crate::data::{SplitFiles, SplitName, TILE, TILE_BYTES};
+use crate::data::{SplitFiles, SplitName, TILE_BYTES};
 use crate::error::{Error, Result};
 use crate::seed::Seeds;
 use serde::Serialize;
@@ -605,34 +605,30 @@ fn facts_parallel(pixels: &[u8], threads: usize) -> Vec<TileFacts> {
 }
 
 /// A PNG of example tiles: one column per example, one row per tile of it (pairs give
-/// two rows), 4 px white gaps.
+/// two rows).
 fn grid(dir: &Path, open: &OpenOptions, examples: &[Vec<TileRef>]) -> Result<Vec<u8>> {
-    const GAP: usize = 4;
-    let cols = examples.len().max(1);
-    let rows = examples.iter().map(Vec::len).max().unwrap_or(1);
-    let (w, h) = (
-        cols * TILE + (cols - 1) * GAP,
-        rows * TILE + (rows - 1) * GAP,
-    );
-    let mut img = vec![255u8; w * h * 3];
     let mut open_splits: BTreeMap<SplitName, Split> = BTreeMap::new();
-    for (c, ex) in examples.iter().enumerate() {
-        for (r, t) in ex.iter().enumerate() {
+    let mut pixels: Vec<Vec<Vec<u8>>> = Vec::new();
+    for ex in examples {
+        let mut col = Vec::new();
+        for t in ex {
             if let std::collections::btree_map::Entry::Vacant(e) = open_splits.entry(t.split) {
                 e.insert(Split::open_dir(dir, t.split, open)?);
             }
             let s = &open_splits[&t.split];
-            let b = s
-                .images
-                .read_block(t.index..t.index + 1, InvalidPolicy::Clip)?;
-            for y in 0..TILE {
-                let dst = ((r * (TILE + GAP) + y) * w + c * (TILE + GAP)) * 3;
-                img[dst..dst + TILE * 3]
-                    .copy_from_slice(&b.pixels[y * TILE * 3..(y + 1) * TILE * 3]);
-            }
+            col.push(
+                s.images
+                    .read_block(t.index..t.index + 1, InvalidPolicy::Clip)?
+                    .pixels,
+            );
         }
+        pixels.push(col);
     }
-    crate::data::tile_png::encode(&img, w as u32, h as u32)
+    let columns: Vec<Vec<&[u8]>> = pixels
+        .iter()
+        .map(|c| c.iter().map(|t| &t[..TILE_BYTES]).collect())
+        .collect();
+    crate::data::tile_png::grid(&columns)
 }
 
 /// The clean index for `report`: dropped tiles with their reasons, and tiles to review.

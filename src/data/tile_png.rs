@@ -77,6 +77,28 @@ pub fn encode(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// A PNG of tiles laid out in columns: `columns[c]` holds the (96, 96, 3) tiles of column
+/// `c`, top to bottom, with 4 px white gaps.
+pub fn grid(columns: &[Vec<&[u8]>]) -> Result<Vec<u8>> {
+    const GAP: usize = 4;
+    let cols = columns.len().max(1);
+    let rows = columns.iter().map(Vec::len).max().unwrap_or(1).max(1);
+    let (w, h) = (
+        cols * TILE + (cols - 1) * GAP,
+        rows * TILE + (rows - 1) * GAP,
+    );
+    let mut img = vec![255u8; w * h * 3];
+    for (c, col) in columns.iter().enumerate() {
+        for (r, tile) in col.iter().enumerate() {
+            for y in 0..TILE {
+                let dst = ((r * (TILE + GAP) + y) * w + c * (TILE + GAP)) * 3;
+                img[dst..dst + TILE * 3].copy_from_slice(&tile[y * TILE * 3..(y + 1) * TILE * 3]);
+            }
+        }
+    }
+    encode(&img, w as u32, h as u32)
+}
+
 /// Writes tiles `indices` of split `split` in `dir` to `out/<split>_<index>.png`
 /// (pixels under the `clip` policy, as `pcam predict` would read them) and returns the paths.
 pub fn export(

@@ -162,6 +162,123 @@ pub fn lines(
     })
 }
 
+/// Horizontal bars with confidence whiskers, one per labelled value (top to bottom), with
+/// a vertical reference line (e.g. the global value).
+pub fn bars_with_ci(
+    name: &str,
+    title: &str,
+    x_label: &str,
+    labels: &[String],
+    values: &[f64],
+    cis: &[Option<(f64, f64)>],
+    reference: Option<(f64, &str)>,
+) -> Result<Figure> {
+    let n = labels.len().max(1);
+    let height = (90 + 26 * n as u32).max(240);
+    Figure::draw(name, (900, height), |area| {
+        let mut chart = ChartBuilder::on(area)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(300)
+            .build_cartesian_2d(0.0..1.0f64, -0.5..(n as f64 - 0.5))?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(n)
+            .y_label_formatter(&|y| {
+                let i = y.round();
+                if (y - i).abs() < 1e-6 && i >= 0.0 {
+                    labels.get(n - 1 - i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .x_desc(x_label)
+            .label_style(("sans-serif", 12))
+            .draw()?;
+        let y_of = |k: usize| (n - 1 - k) as f64;
+        chart.draw_series(values.iter().enumerate().map(|(k, &v)| {
+            let y = y_of(k);
+            Rectangle::new(
+                [(0.0, y - 0.35), (v.clamp(0.0, 1.0), y + 0.35)],
+                PALETTE[0].mix(0.75).filled(),
+            )
+        }))?;
+        chart.draw_series(cis.iter().enumerate().filter_map(|(k, ci)| {
+            ci.map(|(lo, hi)| {
+                let y = y_of(k);
+                PathElement::new([(lo, y), (hi, y)], BLACK.stroke_width(2))
+            })
+        }))?;
+        if let Some((x, label)) = reference {
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    [(x, -0.5), (x, n as f64 - 0.5)],
+                    PALETTE[5].stroke_width(2),
+                )))?
+                .label(label)
+                .legend(|(x, y)| {
+                    PathElement::new([(x, y), (x + 16, y)], PALETTE[5].stroke_width(2))
+                });
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::LowerRight)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK.mix(0.3))
+                .label_font(("sans-serif", 13))
+                .draw()?;
+        }
+        Ok(())
+    })
+}
+
+/// A 2×2 confusion matrix as a heatmap with counts (rows: truth, columns: prediction).
+pub fn confusion_heatmap(
+    name: &str,
+    title: &str,
+    tn: u64,
+    fp: u64,
+    fn_: u64,
+    tp: u64,
+) -> Result<Figure> {
+    let cells = [[tn, fp], [fn_, tp]];
+    let max = (tn.max(fp).max(fn_).max(tp)).max(1) as f64;
+    Figure::draw(name, (520, 460), |area| {
+        // Cells on [0, 2]²; the margins of the coordinate range hold the axis texts.
+        let mut chart = ChartBuilder::on(area)
+            .caption(title, ("sans-serif", 18))
+            .margin(16)
+            .build_cartesian_2d(-0.7..2.05f64, -0.35..2.05f64)?;
+        for (r, row) in cells.iter().enumerate() {
+            for (c, &v) in row.iter().enumerate() {
+                let (x0, y0) = (c as f64, 1.0 - r as f64);
+                let shade = 0.15 + 0.85 * v as f64 / max;
+                chart.draw_series(std::iter::once(Rectangle::new(
+                    [(x0 + 0.02, y0 + 0.02), (x0 + 0.98, y0 + 0.98)],
+                    PALETTE[0].mix(shade).filled(),
+                )))?;
+                let color = if shade > 0.55 { WHITE } else { BLACK };
+                chart.draw_series(std::iter::once(Text::new(
+                    v.to_string(),
+                    (x0 + 0.4, y0 + 0.58),
+                    ("sans-serif", 22).into_font().color(&color),
+                )))?;
+            }
+        }
+        let label = |s: &str, x: f64, y: f64| {
+            Text::new(s.to_string(), (x, y), ("sans-serif", 15).into_font())
+        };
+        chart.draw_series([
+            label("predicted 0", 0.25, -0.1),
+            label("predicted 1", 1.25, -0.1),
+            label("true 0", -0.6, 1.55),
+            label("true 1", -0.6, 0.55),
+        ])?;
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +293,26 @@ mod tests {
         let lin = lines("l", "t", "x", "y", &s, false).unwrap();
         let log = lines("l", "t", "x", "y", &s, true).unwrap();
         assert_ne!(lin.png(), log.png());
+    }
+
+    #[test]
+    fn ci_bars_and_heatmaps_render() {
+        let f = bars_with_ci(
+            "c",
+            "t",
+            "x",
+            &["a".into(), "b".into()],
+            &[0.5, 0.9],
+            &[Some((0.4, 0.6)), None],
+            Some((0.7, "ref")),
+        )
+        .unwrap();
+        assert!(f.png().len() > 1000);
+        let h = confusion_heatmap("h", "t", 5, 1, 2, 7).unwrap();
+        assert_ne!(
+            h.png(),
+            confusion_heatmap("h", "t", 1, 5, 7, 2).unwrap().png()
+        );
     }
 
     #[test]

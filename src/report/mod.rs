@@ -6,6 +6,7 @@
 
 pub mod charts;
 pub mod dataset;
+pub mod evaluation;
 pub mod figure;
 pub mod table;
 
