@@ -6,6 +6,13 @@ mod cli;
 use clap::Parser;
 
 fn main() {
+    // Like other Unix tools, end quietly when the reader of stdout goes away
+    // (`pcam ... | head`) instead of panicking on the broken pipe.
+    #[cfg(unix)]
+    // SAFETY: restores the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = cli::Cli::parse();
     if cli.command.computes() {
         pcam::runtime::passive_openmp();

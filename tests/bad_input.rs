@@ -335,3 +335,38 @@ fn synth_into_an_unwritable_place_leaves_nothing() {
     assert_error(&o, &["blocker/ds"]);
     assert_eq!(listing(d.path()).len(), 1);
 }
+
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let d = tempfile::tempdir().unwrap();
+    let o = pcam(
+        d.path(),
+        &[
+            "-q",
+            "data",
+            "synth",
+            "--out",
+            "s",
+            "--sizes",
+            "train=64,valid=32,test=32",
+        ],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    // `head` closes the pipe after a few bytes; the later runs write into a closed pipe and
+    // must end quietly instead of panicking on the broken pipe.
+    let pcam_bin = env!("CARGO_BIN_EXE_pcam");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "(for i in 1 2 3; do '{pcam_bin}' data inspect s; done) | head -c 5 >/dev/null"
+        ))
+        .current_dir(d.path())
+        .env("PCAM_CACHE", d.path().join(".cache"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("panicked") && !err.contains("Broken pipe"),
+        "{err}"
+    );
+}
