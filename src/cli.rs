@@ -591,7 +591,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 let opts = OpenOptions::from_config(&run.config()?, progress);
                 let figs = pcam::report::evaluation::save_all(&run, split, &sr, &opts)?;
                 println!(
-                    "{} figures (ROC, PR, confusion, thresholds, calibration, slices, errors) in {}",
+                    "{} figures (ROC, PR, confusion, thresholds, calibration, slices, errors overall and in the 3 worst slices) in {}",
                     figs.len(),
                     run.path.join("figures").display()
                 );

@@ -16,9 +16,6 @@ pub const PENDING: &[(&str, u32)] = &[
     ("5.2.1", 8),
     ("5.2.2", 8),
     ("5.2.3", 8),
-    ("5.2.4", 6),
-    ("5.2.5", 6),
-    ("6", 6),
     ("7", 10),
     ("8", 9),
     ("9", 10),
@@ -369,8 +366,10 @@ mod tests {
 
     #[test]
     fn pending_matches_whole_id_segments() {
-        assert_eq!(pending_issue("5.2.4"), Some(6));
+        assert_eq!(pending_issue("5.2.2"), Some(8));
         assert_eq!(pending_issue("5.1.3"), Some(7));
+        assert_eq!(pending_issue("8.1"), Some(9));
+        assert_eq!(pending_issue("5.2.4"), None);
         assert_eq!(pending_issue("2.4"), None);
         assert_eq!(pending_issue("3.1"), None);
     }

@@ -386,6 +386,7 @@ fn eval_rebuilds_the_model_and_reproduces_the_training_metric() {
         "calibration",
         "slices",
         "errors",
+        "errors_worst1",
     ] {
         let png = std::fs::read(d.path().join(format!("r/figures/test_{kind}.png"))).unwrap();
         assert!(png.starts_with(b"\x89PNG") && png.len() > 1000, "{kind}");

@@ -221,12 +221,28 @@ pub fn error_gallery(
     n: usize,
     opts: &OpenOptions,
 ) -> Result<Figure> {
-    let c = run.config()?;
-    let tiles = Tiles::for_run(&c, split, opts)?;
-    let mut fp: Vec<usize> = (0..p.probs.len())
+    let all: Vec<usize> = (0..p.probs.len()).collect();
+    let tiles = Tiles::for_run(&run.config()?, split, opts)?;
+    gallery_of(name, &tiles, &all, p, threshold, n)
+}
+
+/// [`error_gallery`] restricted to the tiles `among` (e.g. one slice's members).
+fn gallery_of(
+    name: &str,
+    tiles: &Tiles,
+    among: &[usize],
+    p: &Predictions,
+    threshold: f32,
+    n: usize,
+) -> Result<Figure> {
+    let mut fp: Vec<usize> = among
+        .iter()
+        .copied()
         .filter(|&i| p.labels[i] == 0 && p.probs[i] >= threshold)
         .collect();
-    let mut fn_: Vec<usize> = (0..p.probs.len())
+    let mut fn_: Vec<usize> = among
+        .iter()
+        .copied()
         .filter(|&i| p.labels[i] == 1 && p.probs[i] < threshold)
         .collect();
     fp.sort_by(|&a, &b| p.probs[b].total_cmp(&p.probs[a]).then(a.cmp(&b)));
@@ -245,7 +261,8 @@ pub fn error_gallery(
     Figure::from_png(name, crate::data::tile_png::grid(&columns)?)
 }
 
-/// Every figure above for `split` of `run`, saved as `<run>/figures/<split>_<kind>.png`.
+/// Every figure above for `split` of `run`, saved as `<run>/figures/<split>_<kind>.png`,
+/// plus the error galleries of the three worst slices (`<split>_errors_worst{1,2,3}`).
 pub fn save_all(
     run: &RunDir,
     split: SplitName,
@@ -275,14 +292,26 @@ pub fn save_all(
     )?);
     figs.push(calibration(&format!("{split}_calibration"), &p, &what)?);
     figs.push(slice_recall(&format!("{split}_slices"), slices)?);
-    figs.push(error_gallery(
+    let tiles = Tiles::for_run(&run.config()?, split, opts)?;
+    let all: Vec<usize> = (0..p.probs.len()).collect();
+    figs.push(gallery_of(
         &format!("{split}_errors"),
-        run,
-        split,
+        &tiles,
+        &all,
         &p,
         t,
         8,
-        opts,
     )?);
+    // The mistakes inside each of the three worst slices.
+    for (k, w) in slices.worst.iter().take(3).enumerate() {
+        let slice = slices
+            .slices
+            .iter()
+            .find(|m| m.family == w.family && m.slice == w.slice);
+        if let Some(m) = slice {
+            let name = format!("{split}_errors_worst{}", k + 1);
+            figs.push(gallery_of(&name, &tiles, &m.members, &p, t, 6)?);
+        }
+    }
     figs.iter().map(|f| f.save(&assets)).collect()
 }
