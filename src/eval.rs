@@ -83,6 +83,33 @@ pub struct EvalReport {
     pub data_synthetic: Option<String>,
 }
 
+/// A finished run's model, rebuilt from its own config and a checkpoint, ready to predict.
+pub struct Trained {
+    pub config: crate::config::RunConfig,
+    pub model: crate::model::Model,
+    /// The checkpoint's train state (normalisation statistics among it).
+    pub state: crate::train::checkpoint::TrainState,
+    pub device: tch::Device,
+}
+
+impl Trained {
+    /// Loads checkpoint `which` (`best` or `last`) of `run`, with the run's seed, thread
+    /// and determinism settings applied.
+    pub fn load(run: &RunDir, which: &str) -> Result<Trained> {
+        let config = run.config()?;
+        Seeds::new(config.seed).apply_to_torch(config.train.threads);
+        let device = crate::device::select(config.train.device)?;
+        let model = config.model.build(device);
+        let state = crate::train::checkpoint::load_weights(&run.checkpoint(which), &model)?;
+        Ok(Trained {
+            config,
+            model,
+            state,
+            device,
+        })
+    }
+}
+
 /// Chooses the decision threshold on (validation) probabilities by `cfg.threshold_policy`;
 /// returns it with the confusion it gives there.
 pub fn choose_threshold(
@@ -172,11 +199,12 @@ pub fn evaluate_with(
              a threshold tuned on test would overstate test performance"
         )));
     }
-    let c = run.config()?;
-    Seeds::new(c.seed).apply_to_torch(c.train.threads);
-    let device = crate::device::select(c.train.device)?;
-    let model = c.model.build(device);
-    let state = crate::train::checkpoint::load_weights(&run.checkpoint(which), &model)?;
+    let Trained {
+        config: c,
+        model,
+        state,
+        device,
+    } = Trained::load(run, which)?;
     let opts = OpenOptions::from_config(&c, progress);
     let tiles = Tiles::for_run(&c, split, &opts)?;
     let probs = crate::train::predict(&model, &tiles, &state.norm, c.train.batch_size, device);

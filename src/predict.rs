@@ -14,7 +14,6 @@ use crate::eval::{check_threshold, run_threshold, Threshold};
 use crate::fsutil::TempPath;
 use crate::progress::Progress;
 use crate::run::RunDir;
-use crate::seed::Seeds;
 use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -129,11 +128,12 @@ pub fn predict(
         }
         None => run_threshold(run)?,
     };
-    let c = run.config()?;
-    Seeds::new(c.seed).apply_to_torch(c.train.threads);
-    let device = crate::device::select(c.train.device)?;
-    let model = c.model.build(device);
-    let state = crate::train::checkpoint::load_weights(&run.checkpoint(which), &model)?;
+    let crate::eval::Trained {
+        config: c,
+        model,
+        state,
+        device,
+    } = crate::eval::Trained::load(run, which)?;
     let opts = OpenOptions::from_config(&c, progress);
     let batch = c.train.batch_size.max(1);
     // Unlike training, a prediction must not stop at a bad tile: `error` becomes `clip`
