@@ -47,7 +47,7 @@ impl Scored {
         Scored {
             name: name.into(),
             what: what.into(),
-            roc_auc: metrics::roc_auc_sweep(probs, labels),
+            roc_auc: metrics::roc_auc(probs, labels),
             average_precision: metrics::average_precision(probs, labels),
             log_loss: metrics::log_loss(probs, labels),
             brier: metrics::brier(probs, labels),

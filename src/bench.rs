@@ -147,7 +147,7 @@ pub fn metrics_data(n: usize, seed: u64) -> (Vec<f32>, Vec<u8>) {
     (scores, labels)
 }
 
-/// Times [`crate::metrics::roc_auc_sweep`] and [`crate::metrics::average_precision`].
+/// Times [`crate::metrics::roc_auc`] and [`crate::metrics::average_precision`].
 pub fn metrics_throughput(scores: &[f32], labels: &[u8], rounds: usize) -> MetricsTiming {
     let time = |f: &dyn Fn() -> Option<f64>| {
         let mut best = f64::INFINITY;
@@ -159,7 +159,7 @@ pub fn metrics_throughput(scores: &[f32], labels: &[u8], rounds: usize) -> Metri
         }
         (v, best)
     };
-    let (auc, auc_s) = time(&|| crate::metrics::roc_auc_sweep(scores, labels));
+    let (auc, auc_s) = time(&|| crate::metrics::roc_auc(scores, labels));
     let (ap, ap_s) = time(&|| crate::metrics::average_precision(scores, labels));
     MetricsTiming {
         n: scores.len(),

@@ -312,7 +312,7 @@ fn intervals(
     split: SplitName,
 ) -> BTreeMap<String, (f64, f64)> {
     let metrics: [(&str, &crate::metrics::MetricFn<'_>); 4] = [
-        ("roc_auc", &|p, l| crate::metrics::roc_auc_sweep(p, l)),
+        ("roc_auc", &|p, l| crate::metrics::roc_auc(p, l)),
         ("average_precision", &|p, l| {
             crate::metrics::average_precision(p, l)
         }),

@@ -2,33 +2,6 @@
 //! No tch and no other pcam module here, so every stage (training, evaluation,
 //! slicing, search) computes a metric the same way.
 
-/// Area under the ROC curve by the rank statistic (ties get their average rank).
-/// `None` when only one class is present.
-pub fn roc_auc(scores: &[f32], labels: &[u8]) -> Option<f64> {
-    assert_eq!(scores.len(), labels.len(), "one score per label");
-    let pos = labels.iter().filter(|&&l| l == 1).count();
-    let neg = labels.len() - pos;
-    if pos == 0 || neg == 0 {
-        return None;
-    }
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-    let mut rank_sum_pos = 0.0f64;
-    let mut i = 0;
-    while i < order.len() {
-        let mut j = i;
-        while j + 1 < order.len() && scores[order[j + 1]] == scores[order[i]] {
-            j += 1;
-        }
-        // Ranks i+1 ..= j+1 share their average.
-        let avg = (i + j) as f64 / 2.0 + 1.0;
-        rank_sum_pos += avg * order[i..=j].iter().filter(|&&k| labels[k] == 1).count() as f64;
-        i = j + 1;
-    }
-    let p = pos as f64;
-    Some((rank_sum_pos - p * (p + 1.0) / 2.0) / (p * neg as f64))
-}
-
 /// Fraction of correct labels when predicting 1 for probability >= `threshold`.
 pub fn accuracy(probs: &[f32], labels: &[u8], threshold: f32) -> f64 {
     assert_eq!(probs.len(), labels.len(), "one probability per label");
@@ -263,9 +236,9 @@ pub fn trapezoid(x: &[f64], y: &[f64]) -> f64 {
     area.abs()
 }
 
-/// ROC-AUC by the trapezoid over the ROC curve (equal to [`roc_auc`]'s rank statistic);
-/// the fast path for large inputs.
-pub fn roc_auc_sweep(scores: &[f32], labels: &[u8]) -> Option<f64> {
+/// Area under the ROC curve: the trapezoid over the ROC curve, which equals the
+/// Mann–Whitney rank statistic (ties count one half). `None` when only one class is present.
+pub fn roc_auc(scores: &[f32], labels: &[u8]) -> Option<f64> {
     let sw = Sweep::new(scores, labels);
     if sw.pos == 0 || sw.neg == 0 {
         return None;

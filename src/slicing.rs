@@ -97,7 +97,7 @@ fn slice_metrics(
         accuracy: cm.accuracy(),
         recall: (positives > 0).then(|| cm.recall()),
         precision: cm.precision(),
-        roc_auc: metrics::roc_auc_sweep(&p, &l),
+        roc_auc: metrics::roc_auc(&p, &l),
         accuracy_ci95: metrics::bootstrap_ci(&p, &l, &acc, RESAMPLES, 0.95, &mut rng),
         recall_ci95: if positives > 0 {
             metrics::bootstrap_ci(&p, &l, &rec, RESAMPLES, 0.95, &mut rng)

@@ -143,11 +143,6 @@ fn every_metric_matches_scikit_learn() {
         match metrics::roc_auc(s, l) {
             Some(a) => {
                 close(a, &w["roc_auc"], &format!("{n}: roc_auc"));
-                close(
-                    metrics::roc_auc_sweep(s, l).unwrap(),
-                    &w["roc_auc"],
-                    &format!("{n}: roc_auc_sweep"),
-                );
                 let r = metrics::roc_curve(s, l).unwrap();
                 close_all(&r.fpr, &w["roc"]["fpr"], &format!("{n}: roc fpr"));
                 close_all(&r.tpr, &w["roc"]["tpr"], &format!("{n}: roc tpr"));
@@ -162,9 +157,7 @@ fn every_metric_matches_scikit_learn() {
                     w["roc_auc"].is_null(),
                     "{n}: scikit-learn defines ROC-AUC, pcam does not"
                 );
-                assert!(
-                    metrics::roc_curve(s, l).is_none() && metrics::roc_auc_sweep(s, l).is_none()
-                );
+                assert!(metrics::roc_curve(s, l).is_none());
             }
         }
         match metrics::pr_curve(s, l) {
@@ -217,7 +210,7 @@ fn every_metric_matches_scikit_learn() {
 #[test]
 fn bootstrap_intervals_are_seeded_and_bracket_the_estimate() {
     let c = &cases()[0];
-    let auc = |s: &[f32], l: &[u8]| metrics::roc_auc_sweep(s, l);
+    let auc = |s: &[f32], l: &[u8]| metrics::roc_auc(s, l);
     let ci = |seed| {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         metrics::bootstrap_ci(&c.scores, &c.labels, &auc, 200, 0.95, &mut rng).unwrap()
@@ -230,7 +223,7 @@ fn bootstrap_intervals_are_seeded_and_bracket_the_estimate() {
         lo < point && point < hi && hi - lo < 0.1,
         "{lo} {point} {hi}"
     );
-    let one_class = |s: &[f32], l: &[u8]| metrics::roc_auc_sweep(s, l);
+    let one_class = |s: &[f32], l: &[u8]| metrics::roc_auc(s, l);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
     assert!(metrics::bootstrap_ci(&[0.1, 0.2], &[1, 1], &one_class, 50, 0.95, &mut rng).is_none());
 }

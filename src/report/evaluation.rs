@@ -31,7 +31,7 @@ pub fn roc(name: &str, p: &Predictions, what: &str) -> Result<Option<Figure>> {
     let Some(c) = metrics::roc_curve(&p.probs, &p.labels) else {
         return Ok(None);
     };
-    let auc = metrics::roc_auc_sweep(&p.probs, &p.labels).unwrap_or(f64::NAN);
+    let auc = metrics::roc_auc(&p.probs, &p.labels).unwrap_or(f64::NAN);
     let pts = thin(
         c.fpr.iter().copied().zip(c.tpr.iter().copied()).collect(),
         800,
