@@ -4,7 +4,7 @@ SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 
 .DEFAULT_GOAL := help
-.PHONY: help setup build demo test test-slow bench lint fmt clean notebooks notebooks-check journal-check
+.PHONY: help setup build demo test test-slow bench lint fmt clean notebooks notebooks-check journal-check mlflow mlflow-stop
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,12 @@ bench: setup ## Benchmarks: synthesis tiles/s; training img/s pipeline vs comput
 	@target/release/pcam -q bench train --config configs/model/cnn.yaml train.batch_size=32 train.threads=2
 	@scripts/bench-audit.sh 20000
 	@$(ENV) .venv/bin/python bench/metrics_vs_sklearn.py 10000000
+
+mlflow: setup ## Start a local MLflow server (SQLite + artifacts under mlflow/) on 127.0.0.1:5000
+	@target/release/pcam tracking server start --dir mlflow --port $${MLFLOW_PORT:-5000}
+
+mlflow-stop: ## Stop the local MLflow server started by make mlflow (by its PID)
+	@if [ -x target/release/pcam ]; then target/release/pcam tracking server stop --dir mlflow; else echo "no pcam binary"; fi
 
 lint: setup ## rustfmt check and clippy with warnings as errors
 	@$(ENV) cargo fmt --check && cargo clippy --release --locked --all-targets -- -D warnings

@@ -41,6 +41,10 @@ pub enum Command {
         /// Use this folder for the run instead of runs/<experiment>/<run-id>.
         #[arg(long, value_name = "DIR")]
         run_dir: Option<PathBuf>,
+        /// Train once per master seed (`1,2,3` or `1-5`), choose each run's threshold on
+        /// valid, evaluate on test, and print mean ± sd of F1, F2, ROC-AUC and PR-AUC.
+        #[arg(long, value_name = "SEEDS", conflicts_with_all = ["resume", "run_dir"])]
+        seeds: Option<String>,
     },
     /// Evaluate a finished run's checkpoint on a split (writes eval-<split>.json and predictions).
     Eval {
@@ -92,6 +96,10 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+    /// Experiment tracking with an MLflow server: sync runs logged offline, show state,
+    /// list a server's runs, run a local server.
+    #[command(subcommand)]
+    Tracking(TrackingCmd),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -250,6 +258,81 @@ pub enum DataCmd {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum TrackingCmd {
+    /// Push runs a server does not hold completely (logged while it was down); running it
+    /// again changes nothing. Server: --uri, else those recorded in each run and
+    /// MLFLOW_TRACKING_URI / run.tracking_uri.
+    Sync {
+        /// Run folders, or folders to search for runs (default: runs/).
+        #[arg(value_name = "RUN_OR_DIR")]
+        paths: Vec<PathBuf>,
+        /// Push to this server.
+        #[arg(long)]
+        uri: Option<String>,
+        /// Re-send everything even to servers recorded as synced (still no duplicates).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Which servers hold each run, and what is missing.
+    Status {
+        /// Run folders, or folders to search for runs (default: runs/).
+        #[arg(value_name = "RUN_OR_DIR")]
+        paths: Vec<PathBuf>,
+    },
+    /// List an experiment's runs on the server, newest first.
+    List {
+        /// Server (default: MLFLOW_TRACKING_URI).
+        #[arg(long)]
+        uri: Option<String>,
+        /// Experiment name.
+        #[arg(long)]
+        experiment: String,
+    },
+    /// Download a logged run's artifacts (config, checkpoints, history…) into a new run
+    /// folder, ready for `pcam eval` / `pcam predict`.
+    Fetch {
+        /// Server (default: MLFLOW_TRACKING_URI).
+        #[arg(long)]
+        uri: Option<String>,
+        /// MLflow run id.
+        #[arg(long)]
+        run_id: String,
+        /// New folder for the run.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// A local low-memory MLflow server (SQLite + artifacts in one folder, 127.0.0.1).
+    #[command(subcommand)]
+    Server(ServerCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServerCmd {
+    /// Start it in the background and print its URL.
+    Start {
+        /// Folder for mlflow.db, mlartifacts/, server.log and server.json.
+        #[arg(long, default_value = "mlflow")]
+        dir: PathBuf,
+        /// Port on 127.0.0.1 (0: a free one).
+        #[arg(long, default_value_t = 5000)]
+        port: u16,
+        /// The mlflow executable (default: PCAM_MLFLOW, $VIRTUAL_ENV/bin, .venv/bin, PATH).
+        #[arg(long, value_name = "FILE")]
+        mlflow: Option<PathBuf>,
+    },
+    /// Stop it (by the PID recorded in DIR/server.json).
+    Stop {
+        #[arg(long, default_value = "mlflow")]
+        dir: PathBuf,
+    },
+    /// Print its URL if it is running.
+    Status {
+        #[arg(long, default_value = "mlflow")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum BenchCmd {
     /// ROC-AUC and average precision on N seeded synthetic scores (seconds, best of 3).
     Metrics {
@@ -265,6 +348,20 @@ pub enum BenchCmd {
         /// Write the timings as JSON here.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
+    },
+    /// Metric points/s logged to an MLflow server, batched vs one point per request.
+    Tracking {
+        /// Server (default: MLFLOW_TRACKING_URI).
+        #[arg(long)]
+        uri: Option<String>,
+        #[arg(long, default_value = "pcam-logging-bench")]
+        experiment: String,
+        /// Points logged in batches of 1000.
+        #[arg(long, default_value_t = 100_000)]
+        points: usize,
+        /// Points logged one per request.
+        #[arg(long, default_value_t = 1_000)]
+        single: usize,
     },
     /// Training images/s, whole pipeline vs compute only, for MLP [64,32] and the CNN.
     Train {
@@ -523,8 +620,25 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Train {
             config,
+            resume: None,
+            run_dir: None,
+            seeds: Some(spec),
+        } => {
+            let seeds = pcam::multiseed::parse_seeds(&spec)?;
+            let g =
+                pcam::multiseed::train_seeds(&config.files, &config.overrides, &seeds, progress)?;
+            for r in &g.runs {
+                println!("run {}", r.display());
+            }
+            println!("{}\n", g.valid.table()?.to_markdown());
+            println!("{}", g.test.table()?.to_markdown());
+            println!("group {}", g.dir.display());
+        }
+        Command::Train {
+            config,
             resume,
             run_dir,
+            seeds: _,
         } => {
             let (cfg, run, resume) = match resume {
                 Some(dir) => {
@@ -537,6 +651,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 None => {
                     let cfg = config.resolve()?;
                     cfg.config.check_paths()?;
+                    pcam::tracking::Target::resolve(&cfg.config)?;
                     let run = pcam::run::RunDir::create(&cfg, run_dir.as_deref())?;
                     (cfg, run, false)
                 }
@@ -544,8 +659,27 @@ pub fn run(cli: Cli) -> Result<()> {
             if !cli.quiet {
                 eprintln!("run folder: {}", run.path.display());
             }
-            let s = pcam::train::fit(&cfg, &run, resume, progress)?;
+            let mut tracker = pcam::tracking::Tracker::start(&run, cli.quiet)?;
+            if let Some(u) = tracker.uri() {
+                if !cli.quiet {
+                    eprintln!("tracking to {u}");
+                }
+            }
+            let fitted =
+                pcam::train::fit_with(&cfg, &run, resume, progress, &mut |r| tracker.epoch(r));
+            tracker.finish(&run, fitted.is_ok());
+            let s = fitted?;
             println!("run {}", s.run.display());
+            if let Some(u) = tracker.uri() {
+                if tracker.is_offline() {
+                    println!(
+                        "tracking: {u} did not answer; run marked unsynced (pcam tracking sync {})",
+                        s.run.display()
+                    );
+                } else {
+                    println!("tracking: logged to {u}");
+                }
+            }
             println!("final weights sha256 {}", s.final_weights_sha256);
             if let Some(b) = &s.best {
                 println!(
@@ -654,6 +788,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 r.confusion.tn,
                 r.confusion.fn_
             );
+            pcam::tracking::after_eval(&run, cli.quiet)?;
         }
         Command::Predict {
             run,
@@ -693,6 +828,24 @@ pub fn run(cli: Cli) -> Result<()> {
             print!("{}", report.to_text());
             if !report.identical {
                 anyhow::bail!("twin runs differ (report in {})", out.display());
+            }
+        }
+        Command::Tracking(cmd) => tracking(cmd, progress)?,
+        Command::Bench(BenchCmd::Tracking {
+            uri,
+            experiment,
+            points,
+            single,
+        }) => {
+            let client = pcam::tracking::Client::new(&server_uri(uri)?, 5)?;
+            println!("| points | per request | requests | seconds | points/s |");
+            println!("|---:|---:|---:|---:|---:|");
+            for (n, b) in [(points, 1000), (single, 1)] {
+                let r = pcam::tracking::bench_logging(&client, &experiment, n, b)?;
+                println!(
+                    "| {} | {} | {} | {:.2} | {:.0} |",
+                    r.points, r.batch, r.requests, r.seconds, r.points_per_second
+                );
             }
         }
         Command::Bench(BenchCmd::Train {
@@ -875,4 +1028,147 @@ fn standalone_options(cache_dir: Option<PathBuf>, progress: Progress) -> OpenOpt
         chunk_cache_mb: 64,
         progress,
     }
+}
+
+fn default_runs(paths: Vec<PathBuf>) -> Vec<PathBuf> {
+    if paths.is_empty() {
+        vec![PathBuf::from("runs")]
+    } else {
+        paths
+    }
+}
+
+fn server_uri(uri: Option<String>) -> Result<String> {
+    match uri.or_else(|| std::env::var("MLFLOW_TRACKING_URI").ok()) {
+        Some(u) => Ok(u),
+        None => anyhow::bail!("give --uri or set MLFLOW_TRACKING_URI"),
+    }
+}
+
+fn tracking(cmd: TrackingCmd, progress: Progress) -> Result<()> {
+    use pcam::tracking::{self, server};
+    match cmd {
+        TrackingCmd::Sync { paths, uri, force } => {
+            let out = tracking::sync(&default_runs(paths), uri.as_deref(), force, progress)?;
+            let mut failed = 0;
+            for o in &out {
+                let server = o.server.as_deref().unwrap_or("-");
+                match o.action {
+                    "pushed" => println!(
+                        "{}: pushed to {server} (run {}{}): {} params, {} metric points, {} artifacts ({} bytes)",
+                        o.run.display(),
+                        o.run_id.as_deref().unwrap_or("?"),
+                        if o.pushed.created_run { ", created" } else { "" },
+                        o.pushed.params,
+                        o.pushed.metrics,
+                        o.pushed.artifacts,
+                        o.pushed.artifact_bytes
+                    ),
+                    "failed" => {
+                        failed += 1;
+                        println!(
+                            "{}: FAILED on {server}: {}",
+                            o.run.display(),
+                            o.error.as_deref().unwrap_or("")
+                        )
+                    }
+                    "no server" => println!(
+                        "{}: no tracking server (give --uri or set MLFLOW_TRACKING_URI)",
+                        o.run.display()
+                    ),
+                    other => println!(
+                        "{}: {other} on {server} (run {})",
+                        o.run.display(),
+                        o.run_id.as_deref().unwrap_or("?")
+                    ),
+                }
+            }
+            println!("{} run(s) checked, {failed} failed", out.len());
+            if failed > 0 {
+                anyhow::bail!("{failed} run(s) could not be synced; they stay marked unsynced");
+            }
+        }
+        TrackingCmd::Status { paths } => {
+            println!("| run | server | state | run id | steps | epochs | artifacts | last error |");
+            println!("|---|---|---|---|---:|---:|---:|---|");
+            for (run, server, s) in tracking::status(&default_runs(paths))? {
+                let state = match (&server, s.synced) {
+                    (None, _) => "untracked",
+                    (Some(_), true) => "synced",
+                    (Some(_), false) => "unsynced",
+                };
+                println!(
+                    "| {} | {} | {state} | {} | {} | {} | {} | {} |",
+                    run.display(),
+                    server.as_deref().unwrap_or("-"),
+                    s.run_id.as_deref().unwrap_or("-"),
+                    s.steps_pushed,
+                    s.epochs_pushed,
+                    s.artifacts.len(),
+                    s.last_error.as_deref().unwrap_or("")
+                );
+            }
+        }
+        TrackingCmd::Fetch { uri, run_id, out } => {
+            let client = tracking::Client::new(&server_uri(uri)?, 5)?;
+            let n = tracking::fetch(&client, &run_id, &out)?;
+            println!("{n} files of run {run_id} in {}", out.display());
+        }
+        TrackingCmd::List { uri, experiment } => {
+            let uri = server_uri(uri)?;
+            let client = tracking::Client::new(&uri, 3)?;
+            let exp = client.experiment_id(&experiment)?;
+            let runs = client.search_runs(&exp, "")?;
+            println!("| run id | name | status | seed | valid_auc | test/roc_auc | synthetic |");
+            println!("|---|---|---|---:|---:|---:|---|");
+            for r in &runs {
+                let m = |k: &str| {
+                    r.metrics
+                        .get(k)
+                        .map(|v| format!("{v:.4}"))
+                        .unwrap_or_default()
+                };
+                println!(
+                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    r.run_id,
+                    r.run_name,
+                    r.status,
+                    r.tags.get("pcam.seed").map(String::as_str).unwrap_or(""),
+                    m("valid_auc"),
+                    m("test/roc_auc"),
+                    r.tags
+                        .get("pcam.synthetic_data")
+                        .map(|s| if s.starts_with("yes") { "yes" } else { "no" })
+                        .unwrap_or("")
+                );
+            }
+            println!(
+                "{} run(s) in experiment `{experiment}` on {uri}",
+                runs.len()
+            );
+        }
+        TrackingCmd::Server(ServerCmd::Start { dir, port, mlflow }) => {
+            let s = server::start(&dir, port, mlflow.as_deref())?;
+            println!("{}", s.url);
+            if !progress.quiet {
+                eprintln!(
+                    "MLflow server up (pid {}, store {}, log {})\n  export MLFLOW_TRACKING_URI={}\n  stop it with: make mlflow-stop  (or pcam tracking server stop --dir {})",
+                    s.pid,
+                    s.dir.display(),
+                    s.log.display(),
+                    s.url,
+                    dir.display()
+                );
+            }
+        }
+        TrackingCmd::Server(ServerCmd::Stop { dir }) => match server::stop(&dir)? {
+            Some(pid) => println!("stopped MLflow server (pid {pid})"),
+            None => println!("no MLflow server running in {}", dir.display()),
+        },
+        TrackingCmd::Server(ServerCmd::Status { dir }) => match server::status(&dir)? {
+            Some(s) => println!("{} (pid {})", s.url, s.pid),
+            None => anyhow::bail!("no MLflow server running in {}", dir.display()),
+        },
+    }
+    Ok(())
 }

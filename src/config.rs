@@ -202,6 +202,10 @@ pub struct RunSection {
     /// Runs go to `<root>/<experiment>/<run-id>/`.
     pub experiment: String,
     pub root: PathBuf,
+    /// MLflow tracking server to log to (`http(s)://…`); when absent, the environment's
+    /// `MLFLOW_TRACKING_URI`. Absent from the canonical YAML (and hash) unless set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking_uri: Option<String>,
 }
 
 /// Optimisers.

@@ -51,6 +51,9 @@ pub enum Error {
     /// A command-line argument is malformed.
     #[error("{0}")]
     Usage(String),
+    /// The MLflow tracking server refused a request or could not be reached.
+    #[error("tracking server {server}: {msg}")]
+    Tracking { server: String, msg: String },
 }
 
 impl Error {
@@ -77,6 +80,16 @@ impl Error {
             path: path.into(),
             what,
             msg: one_line(&err.to_string()),
+        }
+    }
+}
+
+impl Error {
+    /// A tracking-server failure, flattened to one line.
+    pub fn tracking(server: &str, msg: impl AsRef<str>) -> Self {
+        Error::Tracking {
+            server: server.to_string(),
+            msg: one_line(msg.as_ref()),
         }
     }
 }

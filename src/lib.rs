@@ -17,6 +17,7 @@ pub mod fsutil;
 pub mod journal;
 pub mod metrics;
 pub mod model;
+pub mod multiseed;
 pub mod predict;
 pub mod progress;
 pub mod report;
@@ -24,6 +25,7 @@ pub mod run;
 pub mod runtime;
 pub mod seed;
 pub mod slicing;
+pub mod tracking;
 pub mod train;
 pub mod twin;
 

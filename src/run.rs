@@ -195,6 +195,11 @@ pub fn utc_stamp() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
+    format_utc_stamp(secs)
+}
+
+/// `secs` since the Unix epoch as `YYYYmmddTHHMMSS`.
+pub fn format_utc_stamp(secs: u64) -> String {
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days as i64 + 719_468;
@@ -214,9 +219,43 @@ pub fn utc_stamp() -> String {
     )
 }
 
+/// Seconds since the Unix epoch of a `YYYYmmddTHHMMSS` stamp (inverse of [`utc_stamp`]).
+pub fn parse_utc_stamp(s: &str) -> Option<i64> {
+    if s.len() != 15 || s.as_bytes()[8] != b'T' || !s.is_char_boundary(8) {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (n(0..4)?, n(4..6)?, n(6..8)?);
+    let (hh, mm, ss) = (n(9..11)?, n(11..13)?, n(13..15)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // Days from civil date (Howard Hinnant's algorithm), the inverse of utc_stamp's.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stamps_parse_back_to_the_same_second() {
+        for secs in (0..4_102_444_800u64).step_by(7_919_993) {
+            assert_eq!(parse_utc_stamp(&format_utc_stamp(secs)), Some(secs as i64));
+        }
+        assert_eq!(parse_utc_stamp("19700101T000000"), Some(0));
+        assert_eq!(parse_utc_stamp("20000229T120000"), Some(951_825_600));
+        assert_eq!(parse_utc_stamp("20261126T092703"), Some(1_795_685_223));
+        assert_eq!(parse_utc_stamp("2026-11-26"), None);
+        assert_eq!(parse_utc_stamp("20261326T092703"), None);
+    }
 
     #[test]
     fn stamp_has_the_documented_shape() {

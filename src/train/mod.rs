@@ -60,6 +60,18 @@ pub fn fit(
     resume: bool,
     progress: Progress,
 ) -> Result<FitSummary> {
+    fit_with(cfg, run, resume, progress, &mut |_| {})
+}
+
+/// [`fit`], calling `after_epoch` once each epoch's checkpoint and history are on disk
+/// (how tracking follows a run without training depending on it).
+pub fn fit_with(
+    cfg: &ResolvedConfig,
+    run: &RunDir,
+    resume: bool,
+    progress: Progress,
+    after_epoch: &mut dyn FnMut(&RunDir),
+) -> Result<FitSummary> {
     let c = &cfg.config;
     c.check_paths()?;
     let seeds = Seeds::new(c.seed);
@@ -207,6 +219,7 @@ pub fn fit(
             checkpoint::save(&run.checkpoint("best"), &model, &named, &opt, &state)?;
         }
         write_history(run, &state)?;
+        after_epoch(run);
         if !progress.quiet {
             let e = state.history.last().expect("just pushed");
             eprintln!(

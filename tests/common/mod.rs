@@ -11,13 +11,28 @@ pub struct Out {
     pub stderr: String,
 }
 
-/// Runs `pcam ARGS` in `cwd` with no stdin.
+/// Runs `pcam ARGS` in `cwd` with no stdin (and no tracking server from the caller's
+/// environment).
 pub fn pcam(cwd: &Path, args: &[&str]) -> Out {
-    let o = Command::new(env!("CARGO_BIN_EXE_pcam"))
-        .args(args)
+    pcam_env(cwd, args, &[])
+}
+
+/// The `pcam` command of [`pcam`], not yet run, with extra environment variables.
+pub fn pcam_command(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pcam"));
+    c.args(args)
         .current_dir(cwd)
         .env("PCAM_CACHE", cwd.join(".cache-for-tests"))
-        .stdin(std::process::Stdio::null())
+        .env_remove("MLFLOW_TRACKING_URI")
+        .env_remove("MLFLOW_EXPERIMENT_NAME")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null());
+    c
+}
+
+/// [`pcam`] with extra environment variables.
+pub fn pcam_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
+    let o = pcam_command(cwd, args, env)
         .output()
         .expect("pcam binary runs");
     Out {

@@ -1,0 +1,298 @@
+//! Multi-seed results: one config trained with several master seeds, each run evaluated
+//! on validation (where its threshold is chosen) and on test, and a table of mean ± sd
+//! across seeds. Each seed is a normal run folder (tracked like any other, tagged with
+//! the group); the group's folder `seeds-<time>-<hash8>/` lists them and holds the table.
+//! Downstream of train, eval and tracking.
+
+use crate::config::ResolvedConfig;
+use crate::data::SplitName;
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+use crate::report::Table;
+use crate::run::RunDir;
+use crate::tracking::Tracker;
+use polars::prelude::{Column, DataFrame};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// The metrics summarised across seeds (threshold-dependent ones at the threshold chosen
+/// on validation).
+pub const METRICS: [&str; 4] = ["f1", "f2", "roc_auc", "pr_auc"];
+
+/// One seed's evaluation.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeedRow {
+    pub seed: u64,
+    pub run: PathBuf,
+    pub threshold: f64,
+    /// In the order of [`METRICS`] (NaN where undefined).
+    pub values: Vec<f64>,
+}
+
+/// Mean and sample standard deviation of one metric across seeds.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stat {
+    pub metric: String,
+    pub mean: f64,
+    pub sd: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+/// The runs of several seeds on one split.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeedSummary {
+    pub split: SplitName,
+    pub rows: Vec<SeedRow>,
+    pub stats: Vec<Stat>,
+    pub data_synthetic: Option<String>,
+}
+
+/// Mean and sample (n − 1) standard deviation; sd is 0 for one value.
+pub fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    if v.len() < 2 {
+        return (mean, 0.0);
+    }
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, var.sqrt())
+}
+
+/// Reads `eval-<split>.json` of each run and summarises.
+pub fn summarize(runs: &[PathBuf], split: SplitName) -> Result<SeedSummary> {
+    if runs.is_empty() {
+        return Err(Error::Usage("no runs to summarise".into()));
+    }
+    let mut rows = Vec::new();
+    let mut synthetic = None;
+    for r in runs {
+        let run = RunDir::open(r)?;
+        let p = r.join(format!("eval-{split}.json"));
+        let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, "reading", e))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| Error::bad_file(&p, e.to_string()))?;
+        let num = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+        if v["data_synthetic"].is_string() {
+            synthetic = v["data_synthetic"].as_str().map(str::to_string);
+        }
+        rows.push(SeedRow {
+            seed: run.config()?.seed,
+            run: r.clone(),
+            threshold: v["threshold"]["threshold"].as_f64().unwrap_or(f64::NAN),
+            values: METRICS.iter().map(|m| num(m)).collect(),
+        });
+    }
+    let stats = METRICS
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let v: Vec<f64> = rows.iter().map(|r| r.values[i]).collect();
+            let (mean, sd) = mean_sd(&v);
+            Stat {
+                metric: m.to_string(),
+                mean,
+                sd,
+                min: v.iter().cloned().fold(f64::INFINITY, f64::min),
+                max: v.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
+            }
+        })
+        .collect();
+    Ok(SeedSummary {
+        split,
+        rows,
+        stats,
+        data_synthetic: synthetic,
+    })
+}
+
+fn label(metric: &str) -> &str {
+    match metric {
+        "f1" => "F1",
+        "f2" => "F2",
+        "roc_auc" => "ROC-AUC",
+        "pr_auc" => "PR-AUC",
+        other => other,
+    }
+}
+
+impl SeedSummary {
+    /// One row per seed, then mean ± sd.
+    pub fn table(&self) -> Result<Table> {
+        let mut seed: Vec<String> = self.rows.iter().map(|r| r.seed.to_string()).collect();
+        seed.push("mean ± sd".into());
+        let mut cols = vec![Column::new("seed".into(), seed)];
+        let mut thr: Vec<String> = self
+            .rows
+            .iter()
+            .map(|r| format!("{:.4}", r.threshold))
+            .collect();
+        thr.push(String::new());
+        cols.push(Column::new("threshold (valid)".into(), thr));
+        for (i, s) in self.stats.iter().enumerate() {
+            let mut v: Vec<String> = self
+                .rows
+                .iter()
+                .map(|r| format!("{:.4}", r.values[i]))
+                .collect();
+            v.push(format!("{:.4} ± {:.4}", s.mean, s.sd));
+            cols.push(Column::new(label(&s.metric).into(), v));
+        }
+        let df = DataFrame::new(self.rows.len() + 1, cols)
+            .map_err(|e| Error::Usage(format!("seed table: {e}")))?;
+        Ok(Table::new(df).caption(format!(
+            "{} split, {} seeds, mean ± sample sd{}",
+            self.split,
+            self.rows.len(),
+            if self.data_synthetic.is_some() {
+                " (SYNTHETIC data)"
+            } else {
+                ""
+            }
+        )))
+    }
+}
+
+/// A finished multi-seed group.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeedGroup {
+    pub dir: PathBuf,
+    pub runs: Vec<PathBuf>,
+    pub valid: SeedSummary,
+    pub test: SeedSummary,
+}
+
+/// Parses `1,2,3` (or `1-5`) into distinct seeds, in order.
+pub fn parse_seeds(spec: &str) -> Result<Vec<u64>> {
+    let bad = |m: String| Error::Usage(format!("--seeds `{spec}`: {m}"));
+    let mut out: Vec<u64> = Vec::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let n = |s: &str| {
+            s.trim()
+                .parse::<u64>()
+                .map_err(|_| bad(format!("`{s}` is not a seed")))
+        };
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (n(a)?, n(b)?);
+                if b < a || b - a >= 1000 {
+                    return Err(bad(format!("range `{part}` is empty or too long")));
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(n(part)?),
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(d) = out.iter().find(|s| !seen.insert(**s)) {
+        return Err(bad(format!("seed {d} repeats")));
+    }
+    if out.len() < 2 {
+        return Err(bad("give at least two seeds".into()));
+    }
+    Ok(out)
+}
+
+/// Trains `files` + `overrides` once per seed (each its own run, tracked when a server
+/// is configured), chooses each run's threshold on validation, evaluates on test, and
+/// writes the group folder. The first failing seed stops the group with its error.
+pub fn train_seeds(
+    files: &[PathBuf],
+    overrides: &[String],
+    seeds: &[u64],
+    progress: Progress,
+) -> Result<SeedGroup> {
+    let resolve = |seed: u64| -> Result<ResolvedConfig> {
+        let mut o = overrides.to_vec();
+        o.push(format!("seed={seed}"));
+        let cfg = crate::config::resolve(files, &o)?;
+        cfg.config.check_paths()?;
+        crate::tracking::Target::resolve(&cfg.config)?;
+        Ok(cfg)
+    };
+    // Every seed's config is checked before the first one trains.
+    let cfgs: Vec<ResolvedConfig> = seeds.iter().map(|s| resolve(*s)).collect::<Result<_>>()?;
+    let first = &cfgs[0];
+    let group = format!("seeds-{}-{}", crate::run::utc_stamp(), &first.sha256[..8]);
+    let dir = first
+        .config
+        .run
+        .root
+        .join(&first.config.run.experiment)
+        .join(&group);
+    let mut runs = Vec::new();
+    for (seed, cfg) in seeds.iter().zip(&cfgs) {
+        let run = RunDir::create(cfg, None)?;
+        run.write_json(
+            crate::tracking::push::EXTRA_TAGS,
+            &serde_json::json!({ "pcam.seed_group": group }),
+        )?;
+        if !progress.quiet {
+            eprintln!("seed {seed}: run folder {}", run.path.display());
+        }
+        let mut tracker = Tracker::start(&run, progress.quiet)?;
+        let trained = crate::train::fit_with(cfg, &run, false, progress, &mut |r| tracker.epoch(r))
+            .and_then(|_| {
+                crate::eval::evaluate_with(&run, SplitName::Valid, "best", true, progress)
+            })
+            .and_then(|_| {
+                crate::eval::evaluate_with(&run, SplitName::Test, "best", false, progress)
+            });
+        tracker.finish(&run, trained.is_ok());
+        trained?;
+        runs.push(run.path.clone());
+    }
+    let valid = summarize(&runs, SplitName::Valid)?;
+    let test = summarize(&runs, SplitName::Test)?;
+    write_group(&dir, &runs, &valid, &test)?;
+    Ok(SeedGroup {
+        dir,
+        runs,
+        valid,
+        test,
+    })
+}
+
+/// `runs.txt`, `summary.json` and `summary.md` of a group, each written atomically.
+pub fn write_group(
+    dir: &Path,
+    runs: &[PathBuf],
+    valid: &SeedSummary,
+    test: &SeedSummary,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, "creating folder", e))?;
+    let list: String = runs.iter().map(|r| format!("{}\n", r.display())).collect();
+    crate::fsutil::write_atomic(&dir.join("runs.txt"), list.as_bytes())?;
+    let json = serde_json::to_string_pretty(&serde_json::json!({ "valid": valid, "test": test }))
+        .map_err(|e| Error::Usage(format!("serialising seed summary: {e}")))?;
+    crate::fsutil::write_atomic(&dir.join("summary.json"), format!("{json}\n").as_bytes())?;
+    let md = format!(
+        "{}\n\n{}\n",
+        valid.table()?.to_markdown(),
+        test.table()?.to_markdown()
+    );
+    crate::fsutil::write_atomic(&dir.join("summary.md"), md.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_parse_lists_and_ranges_and_refuse_nonsense() {
+        assert_eq!(parse_seeds("1,2,3").unwrap(), vec![1, 2, 3]);
+        assert_eq!(parse_seeds("5-7, 9").unwrap(), vec![5, 6, 7, 9]);
+        for bad in ["1", "1,1", "a,b", "3-1", "", "1-5000"] {
+            let e = parse_seeds(bad).unwrap_err().to_string();
+            assert!(e.starts_with("--seeds"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn mean_and_sample_sd() {
+        let (m, s) = mean_sd(&[1.0, 2.0, 3.0]);
+        assert_eq!(m, 2.0);
+        assert!((s - 1.0).abs() < 1e-15);
+        assert_eq!(mean_sd(&[4.0]), (4.0, 0.0));
+    }
+}
