@@ -394,6 +394,15 @@ impl RunConfig {
         if self.data.chunk_cache_mb == 0 {
             return bad("data.chunk_cache_mb", "must be at least 1".into());
         }
+        if let Some(u) = &self.run.tracking_uri {
+            let u = u.trim();
+            if !u.is_empty() && !(u.starts_with("http://") || u.starts_with("https://")) {
+                return bad(
+                    "run.tracking_uri",
+                    format!("`{u}` is not an MLflow server URI (http:// or https://)"),
+                );
+            }
+        }
         let m = &self.model;
         if m.hidden.is_empty() {
             return bad("model.hidden", "must list at least one layer width".into());

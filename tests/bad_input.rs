@@ -370,3 +370,64 @@ fn a_closed_stdout_ends_quietly() {
         "{err}"
     );
 }
+
+#[test]
+fn tracking_commands_refuse_bad_input_in_one_line() {
+    let d = tmp();
+    let o = pcam(d.path(), &["tracking", "sync", "nowhere"]);
+    assert_error(&o, &["nowhere", "file not found"]);
+    let o = pcam(d.path(), &["tracking", "list", "--experiment", "e"]);
+    assert_error(&o, &["MLFLOW_TRACKING_URI"]);
+    let o = pcam(
+        d.path(),
+        &[
+            "tracking",
+            "list",
+            "--uri",
+            "ftp://host",
+            "--experiment",
+            "e",
+        ],
+    );
+    assert_error(&o, &["ftp://host", "http"]);
+    std::fs::create_dir_all(d.path().join("full")).unwrap();
+    std::fs::write(d.path().join("full/f"), "x").unwrap();
+    let o = pcam(
+        d.path(),
+        &[
+            "tracking",
+            "fetch",
+            "--uri",
+            "http://127.0.0.1:9",
+            "--run-id",
+            "r",
+            "--out",
+            "full",
+        ],
+    );
+    assert_error(&o, &["full", "already holds files"]);
+    let o = pcam(
+        d.path(),
+        &[
+            "tracking",
+            "server",
+            "start",
+            "--dir",
+            "m",
+            "--mlflow",
+            "/no/mlflow",
+        ],
+    );
+    assert_error(&o, &["/no/mlflow", "file not found"]);
+    let o = pcam(d.path(), &["tracking", "server", "status", "--dir", "m"]);
+    assert_error(&o, &["no MLflow server running"]);
+    for (spec, needle) in [("1", "at least two"), ("1,1", "repeats"), ("a,2", "`a`")] {
+        let o = pcam(d.path(), &["train", "--seeds", spec]);
+        assert_error(&o, &["--seeds", needle]);
+    }
+    let o = pcam(
+        d.path(),
+        &["train", "data.dir=d", "run.tracking_uri=file:///x"],
+    );
+    assert_error(&o, &["run.tracking_uri", "http"]);
+}
