@@ -396,7 +396,7 @@ impl RunConfig {
         }
         if let Some(u) = &self.run.tracking_uri {
             let u = u.trim();
-            if !u.is_empty() && !(u.starts_with("http://") || u.starts_with("https://")) {
+            if !(u.is_empty() || u.starts_with("http://") || u.starts_with("https://")) {
                 return bad(
                     "run.tracking_uri",
                     format!("`{u}` is not an MLflow server URI (http:// or https://)"),
