@@ -364,6 +364,38 @@ pub fn resolve(files: &[PathBuf], overrides: &[String]) -> Result<ResolvedConfig
     })
 }
 
+/// Every leaf of `config` by dotted key (`train.lr`), as JSON values (lists stay lists).
+pub fn flat_values(
+    config: &RunConfig,
+) -> Result<std::collections::BTreeMap<String, serde_json::Value>> {
+    fn walk(
+        prefix: &str,
+        v: serde_json::Value,
+        out: &mut std::collections::BTreeMap<String, serde_json::Value>,
+    ) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    let key = if prefix.is_empty() {
+                        k
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, x, out);
+                }
+            }
+            leaf => {
+                out.insert(prefix.to_string(), leaf);
+            }
+        }
+    }
+    let v =
+        serde_json::to_value(config).map_err(|e| Error::Usage(format!("config as JSON: {e}")))?;
+    let mut out = std::collections::BTreeMap::new();
+    walk("", v, &mut out);
+    Ok(out)
+}
+
 /// The resolved config stored in a run folder (`config.yaml`), re-validated and
 /// re-hashed; the hash must match the one recorded beside it.
 pub fn from_run(dir: &Path) -> Result<ResolvedConfig> {

@@ -23,6 +23,7 @@ pub mod progress;
 pub mod report;
 pub mod run;
 pub mod runtime;
+pub mod search;
 pub mod seed;
 pub mod slicing;
 pub mod tracking;

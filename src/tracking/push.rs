@@ -213,27 +213,13 @@ fn snapshot(run: &RunDir) -> Result<Snapshot> {
 /// The resolved config as MLflow parameters: dotted keys, values as strings (lists in
 /// JSON flow style, so `model.hidden` reads `[64,32]`).
 pub fn flatten_config(c: &crate::config::RunConfig) -> Result<Vec<(String, String)>> {
-    fn walk(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
-        match v {
-            Value::Object(m) => {
-                for (k, x) in m {
-                    let key = if prefix.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
-                    walk(&key, x, out);
-                }
-            }
-            Value::String(s) => out.push((prefix.to_string(), s.clone())),
-            Value::Null => out.push((prefix.to_string(), "null".into())),
-            other => out.push((prefix.to_string(), other.to_string())),
-        }
-    }
-    let v = serde_json::to_value(c).map_err(|e| Error::Usage(format!("config as JSON: {e}")))?;
-    let mut out = Vec::new();
-    walk("", &v, &mut out);
-    Ok(out)
+    Ok(crate::config::flat_values(c)?
+        .into_iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => (k, s),
+            other => (k, other.to_string()),
+        })
+        .collect())
 }
 
 fn absolute(p: &Path) -> PathBuf {

@@ -60,7 +60,7 @@ pub fn fit(
     resume: bool,
     progress: Progress,
 ) -> Result<FitSummary> {
-    fit_with(cfg, run, resume, progress, &mut |_| {})
+    fit_until(cfg, run, resume, progress, None, &mut |_| {})
 }
 
 /// [`fit`], calling `after_epoch` once each epoch's checkpoint and history are on disk
@@ -70,6 +70,21 @@ pub fn fit_with(
     run: &RunDir,
     resume: bool,
     progress: Progress,
+    after_epoch: &mut dyn FnMut(&RunDir),
+) -> Result<FitSummary> {
+    fit_until(cfg, run, resume, progress, None, after_epoch)
+}
+
+/// [`fit_with`]; with `pause_after`,
+/// training stops once that many epochs are done — without `metrics.json`, so the run is
+/// not finished — and a later resume continues it bitwise as if it had never stopped
+/// (how successive halving gives a trial more epochs).
+pub fn fit_until(
+    cfg: &ResolvedConfig,
+    run: &RunDir,
+    resume: bool,
+    progress: Progress,
+    pause_after: Option<usize>,
     after_epoch: &mut dyn FnMut(&RunDir),
 ) -> Result<FitSummary> {
     let c = &cfg.config;
@@ -136,7 +151,12 @@ pub fn fit_with(
     let norm = state.norm;
     let mut stopped_early = false;
 
+    let mut paused = false;
     for epoch in state.epochs_done..c.train.epochs {
+        if pause_after.is_some_and(|p| epoch >= p) {
+            paused = true;
+            break;
+        }
         if policy::should_stop(&state.history, c.train.select, c.train.early_stop_patience) {
             stopped_early = true;
             break;
@@ -246,7 +266,9 @@ pub fn fit_with(
         stopped_early,
         data_synthetic: crate::data::synth::note(&c.data.dir),
     };
-    run.write_json("metrics.json", &summary)?;
+    if !paused {
+        run.write_json("metrics.json", &summary)?;
+    }
     Ok(summary)
 }
 
