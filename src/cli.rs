@@ -921,6 +921,29 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             let out = pcam::search::run(&sweep, &exec, progress)?;
             let keys: Vec<String> = sweep.spec.space.keys().cloned().collect();
+            let figs = pcam::report::Assets::at(sweep.dir.join("figures"));
+            let note = if out.data_synthetic.is_some() {
+                " (SYNTHETIC data)"
+            } else {
+                ""
+            };
+            pcam::report::search::metric_vs_params(
+                "metric_vs_params",
+                &out,
+                &keys,
+                &format!("{}: {} per trial{note}", out.sweep, out.metric),
+            )?
+            .save(&figs)?;
+            pcam::report::search::parallel_coordinates(
+                "parallel_coordinates",
+                &out,
+                &keys,
+                &format!(
+                    "{}: trials, darker = better {}{note}",
+                    out.sweep, out.metric
+                ),
+            )?
+            .save(&figs)?;
             println!("{}", out.table(&keys)?.to_markdown());
             if let Some(c) = &out.champion {
                 println!(

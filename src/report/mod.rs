@@ -8,6 +8,7 @@ pub mod charts;
 pub mod dataset;
 pub mod evaluation;
 pub mod figure;
+pub mod search;
 pub mod table;
 
 pub use figure::Figure;
