@@ -49,6 +49,15 @@ impl Objective {
     }
 }
 
+/// Whether the metric should go up or down (optional in the file; it must agree with the
+/// metric, so a typo cannot silently search for the worst model).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Maximize,
+    Minimize,
+}
+
 /// Successive-halving settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -123,6 +132,8 @@ pub struct SearchSpec {
     #[serde(default)]
     pub trials: Option<usize>,
     pub metric: Objective,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<Direction>,
     #[serde(default)]
     pub halving: Halving,
     /// Parameters by dotted config key.
@@ -191,6 +202,19 @@ impl SearchSpec {
         }
         if self.space.is_empty() {
             return Err("search field `space`: no parameters to search".into());
+        }
+        if let Some(d) = self.direction {
+            if (d == Direction::Maximize) != self.metric.maximize() {
+                return Err(format!(
+                    "search field `direction`: {} is {}d, not {d:?}",
+                    self.metric.name(),
+                    if self.metric.maximize() {
+                        "maximize"
+                    } else {
+                        "minimize"
+                    }
+                ));
+            }
         }
         for (k, p) in &self.space {
             let kinds = [p.choice.is_some(), p.float.is_some(), p.int.is_some()];
