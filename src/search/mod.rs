@@ -153,14 +153,25 @@ impl Sweep {
         }
     }
 
+    /// Whether trial `index` has finished or trained at least `budget` epochs.
+    pub fn reached(&self, index: usize, budget: usize) -> bool {
+        match self.state(index) {
+            TrialState::Finished => true,
+            TrialState::Paused(done) => done >= budget,
+            TrialState::Missing => false,
+        }
+    }
+
     /// Trains trial `index` until `budget` epochs (or to the end): skips it when already
     /// there, resumes it from its last checkpoint when it has one, else starts it afresh.
     pub fn run_trial(&self, index: usize, budget: usize, progress: Progress) -> Result<()> {
         let cfg = self.config(index)?;
         let dir = self.trial_dir(index);
+        if self.reached(index, budget) {
+            return Ok(());
+        }
         let resume = match self.state(index) {
-            TrialState::Finished => return Ok(()),
-            TrialState::Paused(done) if done >= budget => return Ok(()),
+            TrialState::Finished => unreachable!("reached above"),
             TrialState::Paused(_) => {
                 let recorded =
                     std::fs::read_to_string(dir.join("config.sha256")).unwrap_or_default();
@@ -258,11 +269,7 @@ fn execute(
     let todo: Vec<usize> = indices
         .iter()
         .copied()
-        .filter(|&i| match sweep.state(i) {
-            TrialState::Finished => false,
-            TrialState::Paused(d) => d < budget,
-            TrialState::Missing => true,
-        })
+        .filter(|&i| !sweep.reached(i, budget))
         .collect();
     let mut failed = Vec::new();
     if todo.is_empty() {
@@ -368,12 +375,7 @@ fn execute(
                 );
             }
             for &i in &todo {
-                let ok = match sweep.state(i) {
-                    TrialState::Finished => true,
-                    TrialState::Paused(d) => d >= budget,
-                    TrialState::Missing => false,
-                };
-                if !ok {
+                if !sweep.reached(i, budget) {
                     failed.push((
                         i,
                         "array task did not complete the trial (see its Slurm log)".into(),
@@ -467,30 +469,15 @@ pub fn run(sweep: &Sweep, exec: &Executor, progress: Progress) -> Result<Outcome
     }
 
     let order = {
-        let mut ok: Vec<usize> = all
+        let scored: Vec<usize> = all
             .iter()
             .copied()
             .filter(|i| sweep.score(*i, None).is_some())
             .collect();
-        ok.sort_by_key(|&i| std::cmp::Reverse(rung_of[i]));
-        // Stable: within a rung, by score.
-        let mut out = Vec::new();
-        let mut r = usize::MAX;
-        let mut group = Vec::new();
-        for i in ok {
-            if rung_of[i] != r && !group.is_empty() {
-                out.extend(rank(sweep, &group, None));
-                group.clear();
-            }
-            r = rung_of[i];
-            group.push(i);
-        }
-        out.extend(rank(sweep, &group, None));
-        out.extend(
-            all.iter()
-                .copied()
-                .filter(|i| sweep.score(*i, None).is_none()),
-        );
+        // Best first on the metric; a stable sort then puts higher rungs first.
+        let mut out = rank(sweep, &scored, None);
+        out.sort_by_key(|&i| std::cmp::Reverse(rung_of[i]));
+        out.extend(all.iter().copied().filter(|i| !scored.contains(i)));
         out
     };
     let rows: Vec<Row> = order
