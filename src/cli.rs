@@ -405,6 +405,37 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 1_000)]
         single: usize,
     },
+    /// Images/s of inference and of a training step at batch size 1 and over a batch-size
+    /// sweep, with a stage breakdown and the compute-only bound; writes a JSON result file.
+    Throughput {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// What to time: models, modes, batch sizes, repetitions.
+        #[arg(
+            long,
+            value_name = "FILE",
+            default_value = "configs/bench/throughput.yaml"
+        )]
+        spec: PathBuf,
+        /// Replace the spec's batch sizes, e.g. `1,8,64`.
+        #[arg(long, value_name = "LIST", value_delimiter = ',')]
+        batch_sizes: Vec<usize>,
+        /// Replace the spec's modes: `inference`, `train` or both, e.g. `inference`.
+        #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = ["inference", "train"])]
+        modes: Vec<String>,
+        /// Keep only these of the spec's models (by name), e.g. `cnn`.
+        #[arg(long, value_name = "LIST", value_delimiter = ',')]
+        models: Vec<String>,
+        /// Replace the spec's repetitions.
+        #[arg(long)]
+        repeats: Option<usize>,
+        /// Replace the spec's seconds per repetition.
+        #[arg(long)]
+        min_seconds: Option<f64>,
+        /// Result file (default results/bench/throughput-<partition or host>-<job id or time>.json).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Training images/s, whole pipeline vs compute only, for MLP [64,32] and the CNN.
     Train {
         #[command(flatten)]
@@ -460,16 +491,18 @@ fn assets_or_discover(dir: Option<PathBuf>) -> Result<Assets> {
 }
 
 impl Command {
-    /// Commands that run libtorch's thread pool (see `pcam::runtime::passive_openmp`).
+    /// Commands that train while a background thread assembles batches: their idle OpenMP
+    /// workers must not spin (see `pcam::runtime::passive_openmp`). Evaluation, prediction
+    /// and the throughput benchmark read, assemble and compute in one thread, where
+    /// spinning workers are what keeps batch-1 latency low (CNN batch 1 on 2 threads:
+    /// ~1,030 img/s with libgomp's default policy, ~500 with PASSIVE).
     pub fn computes(&self) -> bool {
         matches!(
             self,
             Command::Train { .. }
                 | Command::Search { .. }
-                | Command::Eval { .. }
-                | Command::Predict { .. }
                 | Command::TwinRun { .. }
-                | Command::Bench(_)
+                | Command::Bench(BenchCmd::Train { .. })
         )
     }
 }
@@ -1038,6 +1071,85 @@ pub fn run(cli: Cli) -> Result<()> {
             if let Some(p) = json {
                 pcam::fsutil::write_atomic(&p, serde_json::to_string_pretty(&rows)?.as_bytes())?;
             }
+        }
+        Command::Bench(BenchCmd::Throughput {
+            config,
+            spec,
+            batch_sizes,
+            modes,
+            models,
+            repeats,
+            min_seconds,
+            out,
+        }) => {
+            let cfg = config.resolve()?;
+            cfg.config.check_paths()?;
+            let mut s = pcam::bench::throughput::load_spec(&spec)?;
+            if !batch_sizes.is_empty() {
+                s.batch_sizes = batch_sizes;
+            }
+            if !modes.is_empty() {
+                s.modes = modes
+                    .iter()
+                    .map(|m| match m.as_str() {
+                        "train" => pcam::bench::throughput::Mode::Train,
+                        _ => pcam::bench::throughput::Mode::Inference,
+                    })
+                    .collect();
+            }
+            if !models.is_empty() {
+                if let Some(m) = models
+                    .iter()
+                    .find(|m| !s.models.iter().any(|x| &x.name == *m))
+                {
+                    return Err(pcam::Error::Usage(format!(
+                        "--models: `{m}` is not a model of {} (it has: {})",
+                        spec.display(),
+                        s.models
+                            .iter()
+                            .map(|x| x.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                    .into());
+                }
+                s.models.retain(|x| models.contains(&x.name));
+            }
+            if let Some(r) = repeats {
+                s.repeats = r;
+            }
+            if let Some(m) = min_seconds {
+                s.min_seconds = m;
+            }
+            s.check().map_err(pcam::Error::Usage)?;
+            let report = pcam::bench::throughput::run(&cfg.config, &s, progress)?;
+            let out = out.unwrap_or_else(|| pcam::bench::throughput::default_out(&report));
+            if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| pcam::Error::io(dir, "creating folder", e))?;
+            }
+            pcam::fsutil::write_atomic(&out, serde_json::to_string_pretty(&report)?.as_bytes())?;
+            let m = &report.machine;
+            println!(
+                "# {} on {} ({}), {} threads{}{}",
+                report.kind,
+                m.device,
+                m.device_name,
+                m.threads,
+                m.slurm_job_id
+                    .as_ref()
+                    .map(|j| format!(", Slurm job {j}"))
+                    .unwrap_or_default(),
+                m.slurm_partition
+                    .as_ref()
+                    .map(|p| format!(" in {p}"))
+                    .unwrap_or_default(),
+            );
+            if let Some(n) = &report.data_synthetic {
+                println!("# data: SYNTHETIC ({n})");
+            }
+            print!("{}", pcam::bench::throughput::markdown(&report));
+            println!("wrote {}", out.display());
         }
         Command::Bench(BenchCmd::Metrics {
             n,

@@ -75,6 +75,21 @@ impl ModelConfig {
     }
 }
 
+/// 2×2 max pooling with stride 2 (floor mode) as the elementwise maximum of the four
+/// strided views of `x`. Max is exact, so the values equal `max_pool2d`'s bit for bit
+/// (NaN propagates in both), but on the CPU this is ~5–10× faster than libtorch's NCHW
+/// `max_pool2d` kernel (measured: 16×96×96 at batch 1, 37 µs against 465 µs). Used in
+/// evaluation only: its gradient at exactly tied inputs differs from `max_pool2d`'s, and
+/// training keeps libtorch's kernel so its results stay what they were.
+pub fn max_pool_2x2(x: &Tensor) -> Tensor {
+    let size = x.size();
+    let (h, w) = (size[2] - size[2] % 2, size[3] - size[3] % 2);
+    let view = |r: i64, c: i64| x.slice(2, r, h, 2).slice(3, c, w, 2);
+    view(0, 0)
+        .maximum(&view(0, 1))
+        .maximum(&view(1, 0).maximum(&view(1, 1)))
+}
+
 /// Linear layers `<prefix>0, <prefix>1, …` of the given widths after an input of
 /// `input` features; returns them and the last width.
 fn linear_stack(
@@ -119,13 +134,14 @@ impl Model {
                 let mut h = xs.shallow_clone(); // (B, 3, 96, 96)
                 for (conv, bn) in blocks {
                     // (B, c_i, H/2^i, W/2^i)
-                    h = h.apply(conv).apply_t(bn, train).relu().max_pool2d(
-                        [2, 2],
-                        [2, 2],
-                        [0, 0],
-                        [1, 1],
-                        false,
-                    );
+                    let a = h.apply(conv).apply_t(bn, train);
+                    h = if train {
+                        a.relu().max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false)
+                    } else {
+                        // relu(max(·)) = max(relu(·)) exactly (relu is monotone): pooling
+                        // first leaves a quarter of the values for relu, done in place.
+                        max_pool_2x2(&a).relu_()
+                    };
                 }
                 let mut h = h.adaptive_avg_pool2d([1, 1]).flatten(1, -1); // (B, c_last)
                 for l in head {
@@ -196,6 +212,22 @@ fn apply_dropout(t: Tensor, p: f64, rng: &mut ChaCha8Rng) -> Tensor {
 mod tests {
     use super::*;
     use crate::seed::Seeds;
+
+    #[test]
+    fn pool_then_relu_equals_relu_then_libtorch_max_pool2d_exactly() {
+        let _g = crate::seed::torch_test_lock();
+        tch::manual_seed(3);
+        for (h, w) in [(96, 96), (7, 10), (5, 5), (2, 3)] {
+            let x = Tensor::randn([2, 3, h, w], (Kind::Float, Device::Cpu));
+            let _ = x.get(1).get(2).get(0).get(0).fill_(f64::NAN);
+            let a = x.relu().max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false);
+            let b = max_pool_2x2(&x).relu_();
+            assert_eq!(a.size(), b.size(), "{h}x{w}");
+            assert!(a.isnan().equal(&b.isnan()), "NaN placement {h}x{w}");
+            let zero = |t: &Tensor| t.nan_to_num(0.0, None, None);
+            assert!(zero(&a).equal(&zero(&b)), "values {h}x{w}");
+        }
+    }
 
     fn cfg(kind: ModelKind) -> ModelConfig {
         ModelConfig {

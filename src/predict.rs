@@ -165,8 +165,25 @@ pub fn predict(
                     format!("predict {}", short(&path)),
                     "tiles",
                 );
-                for range in images.block_ranges() {
-                    let b = images.read_block(range.clone(), policy)?;
+                // A reader thread reads and decodes the next blocks while this one predicts.
+                let ranges = images.block_ranges();
+                let (blocks, mut done) = (ranges.len(), 0usize);
+                let (tx, rx) = std::sync::mpsc::sync_channel(1);
+                let reader = {
+                    let ranges = ranges.clone();
+                    std::thread::spawn(move || {
+                        crate::runtime::background_priority();
+                        for r in ranges {
+                            let b = images.read_block(r, policy);
+                            let stop = b.is_err();
+                            if tx.send(b).is_err() || stop {
+                                return;
+                            }
+                        }
+                    })
+                };
+                for (range, b) in ranges.into_iter().zip(rx.iter()) {
+                    let b = b?;
                     let mut probs =
                         predict(&Tiles::unlabelled(b.pixels, b.indices.clone())).into_iter();
                     // Rows in file order; a dropped tile keeps its row, without a probability.
@@ -190,6 +207,13 @@ pub fn predict(
                         }
                     }
                     bar.inc(range.len() as u64);
+                    done += 1;
+                }
+                if reader.join().is_err() || done != blocks {
+                    return Err(Error::Usage(format!(
+                        "{}: the reader thread stopped early",
+                        path.display()
+                    )));
                 }
                 bar.finish_and_clear();
             }

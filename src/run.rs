@@ -122,6 +122,9 @@ pub struct Manifest {
     pub cpu: String,
     pub torch: crate::seed::TorchPins,
     pub slurm_job_id: Option<String>,
+    /// The Slurm partition the run's job ran in (absent outside Slurm).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slurm_partition: Option<String>,
     pub hostname: Option<String>,
     pub started_utc: String,
 }
@@ -161,15 +164,23 @@ impl Manifest {
             cpu: cpu_model(),
             torch: pins,
             slurm_job_id: std::env::var("SLURM_JOB_ID").ok(),
-            hostname: std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|s| s.trim().to_string()),
+            slurm_partition: std::env::var("SLURM_JOB_PARTITION").ok(),
+            hostname: hostname(),
             started_utc: utc_stamp(),
         })
     }
 }
 
-fn cpu_model() -> String {
+/// This machine's host name.
+pub fn hostname() -> Option<String> {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// The CPU's model name and logical core count, from `/proc/cpuinfo`.
+pub fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {

@@ -40,7 +40,7 @@ pub fn background_priority() {
 
 /// libgomp (libtorch's CPU thread pool) reads its wait policy once, when the library
 /// loads, and by default its idle workers spin for a while after every parallel region —
-/// taking the cores the batch-assembly thread needs. Commands that train or predict call
+/// taking the cores the batch-assembly thread needs. Commands that train call
 /// this first: unless the user chose `OMP_WAIT_POLICY` or `GOMP_SPINCOUNT`, the process
 /// re-executes itself (same PID, same arguments) with `OMP_WAIT_POLICY=PASSIVE`. Only
 /// scheduling changes, never a result. Returns when nothing needs doing or exec failed.

@@ -3,6 +3,8 @@
 //! backward, optimiser step) beside the same steps on batches already in memory as
 //! tensors (compute only). The ratio says whether the pipeline keeps the model fed.
 
+pub mod throughput;
+
 use crate::config::{ModelConfig, RunConfig};
 use crate::data::loader::{self, NormStats, Tiles};
 use crate::seed::Seeds;
