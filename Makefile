@@ -4,7 +4,7 @@ SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 
 .DEFAULT_GOAL := help
-.PHONY: help setup build demo test test-slow bench lint fmt clean notebooks notebooks-check journal-check mlflow mlflow-stop
+.PHONY: help setup build demo test test-slow test-slurm bench bench-compare lint fmt clean notebooks notebooks-check journal-check mlflow mlflow-stop
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -20,8 +20,11 @@ demo: setup ## Run the main job on the embedded defaults (synthetic data)
 test: setup ## Unit and integration tests (fast; slow and GPU tests are separate)
 	@$(ENV) cargo test --release --locked
 
-test-slow: setup ## Tests marked slow or GPU (#[ignore] with a reason)
+test-slow: setup ## Tests marked slow or GPU (#[ignore] with a reason), the Slurm test included
 	@$(ENV) cargo test --release --locked -- --ignored
+
+test-slurm: setup ## The slurm/ scripts on a real one-node Slurm started here (root; installs slurm-wlm)
+	@$(ENV) cargo test --release --locked --test slurm -- --ignored
 
 notebooks: setup ## Install evcxr + Jupyter tools, execute every notebook in place, render journal tables
 	@scripts/notebooks.sh run
@@ -32,12 +35,17 @@ notebooks-check: setup ## Execute notebooks into a temp folder; fail on errors o
 journal-check: setup ## Fail on stale journal tables, missing figures/notebooks, unanswered questions
 	@target/release/pcam journal check
 
-bench: setup ## Benchmarks: synthesis tiles/s; training img/s pipeline vs compute only; audit tiles/s + RSS; ROC-AUC/AP vs scikit-learn
+bench: setup ## Benchmarks: synthesis tiles/s; training img/s; audit tiles/s + RSS; ROC-AUC/AP vs scikit-learn; throughput sweep
 	@$(ENV) cargo bench --locked --bench synth
 	@target/release/pcam -q data synth --out data/demo/pcam --variant pcam --seed 7 --force >/dev/null
 	@target/release/pcam -q bench train --config configs/model/cnn.yaml train.batch_size=32 train.threads=2
 	@scripts/bench-audit.sh 20000
 	@$(ENV) .venv/bin/python bench/metrics_vs_sklearn.py 10000000
+	@target/release/pcam -q bench throughput
+
+bench-compare: setup ## Batch-1 inference img/s: pcam against the equivalent PyTorch loop (same data, threads)
+	@target/release/pcam -q data synth --out data/demo/pcam --variant pcam --seed 7 --force >/dev/null
+	@$(ENV) .venv/bin/python bench/throughput_vs_pytorch.py --out results/bench/pytorch-comparison.json
 
 mlflow: setup ## Start a local MLflow server (SQLite + artifacts under mlflow/) on 127.0.0.1:5000
 	@target/release/pcam tracking server start --dir mlflow --port $${MLFLOW_PORT:-5000}

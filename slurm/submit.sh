@@ -62,7 +62,7 @@ else
 fi
 [ -n "$after" ] && opts+=(--dependency="afterok:$after")
 # What the job needs from here: the binary, the device, where logs and records go.
-export PCAM=${PCAM:-$workdir/target/release/pcam} PCAM_DEVICE=$device PCAM_LOG_DIR
+export PCAM=${PCAM:-$workdir/target/release/pcam} PCAM_DEVICE=$device PCAM_LOG_DIR PCAM_SLURM_DIR=$here
 if [ "$job" = search ]; then
     # The driver runs here and submits one array per round with these options.
     cmd=("$PCAM" search "$@" --slurm --script "$here/search_trial.sbatch"

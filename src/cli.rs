@@ -410,13 +410,10 @@ pub enum BenchCmd {
     Throughput {
         #[command(flatten)]
         config: ConfigArgs,
-        /// What to time: models, modes, batch sizes, repetitions.
-        #[arg(
-            long,
-            value_name = "FILE",
-            default_value = "configs/bench/throughput.yaml"
-        )]
-        spec: PathBuf,
+        /// What to time: models, modes, batch sizes, repetitions (default: the embedded
+        /// configs/bench/throughput.yaml).
+        #[arg(long, value_name = "FILE")]
+        spec: Option<PathBuf>,
         /// Replace the spec's batch sizes, e.g. `1,8,64`.
         #[arg(long, value_name = "LIST", value_delimiter = ',')]
         batch_sizes: Vec<usize>,
@@ -1084,7 +1081,11 @@ pub fn run(cli: Cli) -> Result<()> {
         }) => {
             let cfg = config.resolve()?;
             cfg.config.check_paths()?;
-            let mut s = pcam::bench::throughput::load_spec(&spec)?;
+            let mut s = match &spec {
+                Some(p) => pcam::bench::throughput::load_spec(p)?,
+                None => pcam::bench::throughput::default_spec(),
+            };
+            let spec = spec.unwrap_or_else(|| "the embedded configs/bench/throughput.yaml".into());
             if !batch_sizes.is_empty() {
                 s.batch_sizes = batch_sizes;
             }

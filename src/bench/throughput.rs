@@ -94,6 +94,12 @@ impl Mode {
     }
 }
 
+/// The spec shipped in the binary (`configs/bench/throughput.yaml`).
+pub fn default_spec() -> ThroughputSpec {
+    serde_yaml_ng::from_str(include_str!("../../configs/bench/throughput.yaml"))
+        .expect("the embedded bench spec parses (unit-tested)")
+}
+
 /// Reads and checks a throughput spec.
 pub fn load_spec(path: &Path) -> Result<ThroughputSpec> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "reading", e))?;
@@ -832,6 +838,14 @@ mod tests {
         let mut bad = s.clone();
         bad.models[0].kind = ModelKind::Cnn;
         assert!(bad.check().unwrap_err().contains("models[0].channels"));
+    }
+
+    #[test]
+    fn embedded_spec_is_valid() {
+        let s = default_spec();
+        s.check().unwrap();
+        assert_eq!(s.batch_sizes.first(), Some(&1));
+        assert_eq!(s.batch_sizes.last(), Some(&512));
     }
 
     #[test]
