@@ -460,6 +460,19 @@ pub enum ReportCmd {
         #[arg(long, value_name = "DIR")]
         assets: Option<PathBuf>,
     },
+    /// Throughput results (journal Q8): the batch-1 table and the throughput-vs-batch-size
+    /// figure from every results/bench/throughput-*.json, and a stage breakdown per file.
+    Bench {
+        /// Folder of `pcam bench throughput` result files.
+        #[arg(long, default_value = "results/bench")]
+        dir: PathBuf,
+        /// Asset name prefix: NAME_throughput.png, NAME_stages_<n>.png, tables/NAME_batch1.md.
+        #[arg(long, default_value = "bench")]
+        name: String,
+        /// Assets folder (default: $PCAM_ASSETS_DIR, else assets/ of the project).
+        #[arg(long, value_name = "DIR")]
+        assets: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -1171,6 +1184,45 @@ pub fn run(cli: Cli) -> Result<()> {
             );
             if let Some(p) = json {
                 pcam::fsutil::write_atomic(&p, serde_json::to_string_pretty(&t)?.as_bytes())?;
+            }
+        }
+        Command::Report(ReportCmd::Bench { dir, name, assets }) => {
+            let assets = assets_or_discover(assets)?;
+            let reports = pcam::report::bench::read_reports(&dir)?;
+            if reports.is_empty() {
+                return Err(pcam::Error::Usage(format!(
+                    "{}: no throughput-*.json result files (run pcam bench throughput or slurm/submit.sh bench)",
+                    dir.display()
+                ))
+                .into());
+            }
+            let table = pcam::report::bench::batch1_table(&reports)?;
+            print!("{}", table.to_markdown());
+            println!(
+                "wrote {}",
+                table.export(&assets, &format!("{name}_batch1"))?.display()
+            );
+            let all: Vec<_> = reports.iter().map(|(_, r)| r.clone()).collect();
+            let fig = pcam::report::bench::throughput_vs_batch(
+                &format!("{name}_throughput"),
+                &all,
+                "images/s against batch size (solid: whole pipeline, dashed: compute only)",
+            )?;
+            println!("wrote {}", fig.save(&assets)?.display());
+            for (i, (p, r)) in reports.iter().enumerate() {
+                let fig = pcam::report::bench::stage_breakdown(
+                    &format!("{name}_stages_{i}"),
+                    r,
+                    &[1, 32, 512],
+                    &format!(
+                        "stage shares, stages run one after another: {} ({})",
+                        r.label(),
+                        p.file_name()
+                            .map(|f| f.to_string_lossy().into_owned())
+                            .unwrap_or_default()
+                    ),
+                )?;
+                println!("wrote {}", fig.save(&assets)?.display());
             }
         }
         Command::Report(ReportCmd::DatasetSize {

@@ -355,7 +355,7 @@ struct TileStream {
 enum Source {
     Reader(Receiver<Result<Block>>),
     Inline {
-        split: Split,
+        split: Box<Split>,
         ranges: Vec<Range<usize>>,
         next: usize,
     },
@@ -392,7 +392,7 @@ impl TileStream {
             Source::Reader(rx)
         } else {
             Source::Inline {
-                split,
+                split: Box::new(split),
                 ranges,
                 next: 0,
             }
@@ -654,7 +654,7 @@ pub fn run(cfg: &RunConfig, spec: &ThroughputSpec, progress: Progress) -> Result
             net,
             params,
             opt,
-            seeds: seeds.clone(),
+            seeds,
             device,
             norm,
             step: 0,

@@ -4,6 +4,7 @@
 //! helpers, so a figure made by either is byte-identical. Last in the data flow: it may
 //! read from every other module; nothing reads from it.
 
+pub mod bench;
 pub mod charts;
 pub mod dataset;
 pub mod evaluation;

@@ -1,0 +1,303 @@
+//! Benchmark figures and tables from `pcam bench throughput` result files: images/s
+//! against batch size (one line per device and model, inference and training side by
+//! side, the compute-only bound dashed), and each stage's share of the time per image.
+
+use super::charts::PALETTE;
+use super::{Figure, Table};
+use crate::bench::throughput::{Mode, Report};
+use crate::error::{Error, Result};
+use plotters::prelude::*;
+use polars::prelude::{Column, DataFrame};
+use std::path::{Path, PathBuf};
+
+/// Every `pcam bench throughput` result file in `dir` (sorted by name), read.
+pub fn read_reports(dir: &Path) -> Result<Vec<(PathBuf, Report)>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, "listing", e))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "json")
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("throughput-"))
+        })
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| Report::read(&p).map(|r| (p, r)))
+        .collect()
+}
+
+/// Images/s against batch size (log–log): one panel per mode, one colour per (report,
+/// model); the whole pipeline solid with dots, the compute-only bound dashed.
+pub fn throughput_vs_batch(name: &str, reports: &[Report], title: &str) -> Result<Figure> {
+    let modes = [Mode::Inference, Mode::Train];
+    let rows = || reports.iter().flat_map(|r| r.rows.iter());
+    let xs: Vec<f64> = rows().map(|r| r.batch_size as f64).collect();
+    let ys: Vec<f64> = rows()
+        .flat_map(|r| [r.images_per_second, r.compute_only_images_per_second])
+        .filter(|y| y.is_finite() && *y > 0.0)
+        .collect();
+    let (x0, x1) = bounds(&xs, (1.0, 2.0));
+    let (y0, y1) = bounds(&ys, (1.0, 10.0));
+    Figure::draw(name, (1200, 520), |area| {
+        let (top, body) = area.split_vertically(36);
+        top.titled(title, ("sans-serif", 20))?;
+        for (mode, panel) in modes.iter().zip(body.split_evenly((1, 2)).iter()) {
+            let mut chart = ChartBuilder::on(panel)
+                .caption(mode.as_str(), ("sans-serif", 16))
+                .margin(10)
+                .x_label_area_size(40)
+                .y_label_area_size(70)
+                .build_cartesian_2d(
+                    (x0 * 0.8..x1 * 1.25).log_scale(),
+                    (y0 * 0.7..y1 * 1.4).log_scale(),
+                )?;
+            chart
+                .configure_mesh()
+                .x_desc("batch size")
+                .y_desc("images / s")
+                .x_label_formatter(&|x| format!("{}", x.round()))
+                .y_label_formatter(&|y| format!("{y:.0}"))
+                .label_style(("sans-serif", 13))
+                .draw()?;
+            let mut k = 0;
+            for r in reports {
+                let mut models: Vec<&str> = r.rows.iter().map(|x| x.model.as_str()).collect();
+                models.dedup();
+                for m in models {
+                    let color = PALETTE[k % PALETTE.len()];
+                    k += 1;
+                    let mut pts: Vec<(f64, f64, f64)> = r
+                        .rows
+                        .iter()
+                        .filter(|x| x.model == m && x.mode == *mode)
+                        .map(|x| {
+                            (
+                                x.batch_size as f64,
+                                x.images_per_second,
+                                x.compute_only_images_per_second,
+                            )
+                        })
+                        .collect();
+                    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    if pts.is_empty() {
+                        continue;
+                    }
+                    chart
+                        .draw_series(LineSeries::new(
+                            pts.iter().map(|p| (p.0, p.1)),
+                            color.stroke_width(2),
+                        ))?
+                        .label(format!("{m} · {}", r.label()))
+                        .legend(move |(x, y)| {
+                            PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2))
+                        });
+                    chart.draw_series(
+                        pts.iter()
+                            .map(|p| Circle::new((p.0, p.1), 3, color.filled())),
+                    )?;
+                    chart.draw_series(DashedLineSeries::new(
+                        pts.iter().map(|p| (p.0, p.2)),
+                        5,
+                        4,
+                        color.mix(0.6).stroke_width(1),
+                    ))?;
+                }
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::LowerRight)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK.mix(0.3))
+                .label_font(("sans-serif", 12))
+                .draw()?;
+        }
+        Ok(())
+    })
+}
+
+/// The stage shares of the time per image, one horizontal stacked bar per (model, mode)
+/// at each of `batches`, labelled with the whole pipeline's µs per image.
+pub fn stage_breakdown(
+    name: &str,
+    report: &Report,
+    batches: &[usize],
+    title: &str,
+) -> Result<Figure> {
+    let mut bars = vec![];
+    for mode in [Mode::Inference, Mode::Train] {
+        for r in report
+            .rows
+            .iter()
+            .filter(|r| r.mode == mode && batches.contains(&r.batch_size))
+        {
+            let stages = r.stages.named(mode);
+            let total: f64 = stages.iter().map(|s| s.1).sum();
+            bars.push((
+                format!("{} {} b={}", r.model, mode.as_str(), r.batch_size),
+                stages,
+                total,
+            ));
+        }
+    }
+    let names = [
+        "HDF5 read + decode",
+        "batch assembly",
+        "host→device",
+        "forward",
+        "backward",
+        "optimiser step",
+        "device→host",
+    ];
+    let color = |s: &str| {
+        let i = names.iter().position(|n| *n == s).unwrap_or(0);
+        [
+            RGBColor(86, 180, 233),
+            RGBColor(0, 158, 115),
+            RGBColor(240, 228, 66),
+            RGBColor(0, 114, 178),
+            RGBColor(213, 94, 0),
+            RGBColor(204, 121, 167),
+            RGBColor(153, 153, 153),
+        ][i]
+    };
+    let n = bars.len().max(1);
+    Figure::draw(name, (1000, 90 + 34 * n as u32 + 60), |area| {
+        let (top, body) = area.split_vertically(36);
+        top.titled(title, ("sans-serif", 18))?;
+        // x from -55 to 135: bar labels on the left, the legend on the right, the bars
+        // (shares, 0-100 %) in between.
+        let mut chart = ChartBuilder::on(&body)
+            .margin(10)
+            .x_label_area_size(36)
+            .build_cartesian_2d(-55.0..135.0, 0.0..(n as f64))?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .disable_y_axis()
+            .x_desc("share of the time per image (%)")
+            .x_label_formatter(&|x| {
+                if (0.0..=100.0).contains(x) {
+                    format!("{x:.0}")
+                } else {
+                    String::new()
+                }
+            })
+            .label_style(("sans-serif", 12))
+            .draw()?;
+        let mut legend_done: Vec<&str> = vec![];
+        for (i, (label, stages, total)) in bars.iter().enumerate() {
+            let y = n as f64 - i as f64 - 1.0;
+            let mut x = 0.0;
+            for (s, v) in stages {
+                let w = if *total > 0.0 { 100.0 * v / total } else { 0.0 };
+                let c = color(s);
+                let series = chart.draw_series(std::iter::once(Rectangle::new(
+                    [(x, y + 0.15), (x + w, y + 0.85)],
+                    c.filled(),
+                )))?;
+                if !legend_done.contains(s) && w > 0.0 {
+                    legend_done.push(s);
+                    series.label(*s).legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled())
+                    });
+                }
+                x += w;
+            }
+            chart.draw_series(std::iter::once(Text::new(
+                format!("{label} · {:.0} µs/img", total * 1e6),
+                (-54.0, y + 0.65),
+                ("sans-serif", 12).into_font().color(&BLACK),
+            )))?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK.mix(0.3))
+            .label_font(("sans-serif", 12))
+            .draw()?;
+        Ok(())
+    })
+}
+
+/// One row per result file: where it ran and the batch-1 inference images/s of each model
+/// (the journal's Q8.2 table).
+pub fn batch1_table(reports: &[(PathBuf, Report)]) -> Result<Table> {
+    let mut cols: Vec<Vec<String>> = vec![vec![]; 6];
+    for (path, r) in reports {
+        let m = &r.machine;
+        let mut models: Vec<&str> = r.rows.iter().map(|x| x.model.as_str()).collect();
+        models.dedup();
+        let ips: Vec<String> = models
+            .iter()
+            .filter_map(|name| {
+                r.row(name, Mode::Inference, 1)
+                    .map(|x| format!("{name} {:.0}", x.images_per_second))
+            })
+            .collect();
+        let node = if m.device.starts_with("cuda") {
+            format!("GPU ({})", m.device_name)
+        } else if m
+            .slurm_partition
+            .as_deref()
+            .is_some_and(|p| p.contains("gpu"))
+        {
+            format!(
+                "CPU only: this test cluster's GPU is a stand-in (CUDA_VISIBLE_DEVICES={}, no CUDA device) — {}",
+                m.cuda_visible_devices.as_deref().unwrap_or("unset"),
+                m.cpu
+            )
+        } else {
+            format!("CPU only ({})", m.cpu)
+        };
+        cols[0].push(
+            m.slurm_partition
+                .clone()
+                .unwrap_or_else(|| "(no Slurm)".into()),
+        );
+        cols[1].push(node);
+        cols[2].push(m.threads.to_string());
+        cols[3].push(ips.join(" · "));
+        cols[4].push(m.slurm_job_id.clone().unwrap_or_else(|| "-".into()));
+        cols[5].push(
+            path.file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        );
+    }
+    let names = [
+        "Partition",
+        "Node type",
+        "Threads",
+        "Throughput, batch-1 inference (img/s)",
+        "Job ID",
+        "Result file",
+    ];
+    let df = DataFrame::new_infer_height(
+        names
+            .iter()
+            .zip(cols)
+            .map(|(n, c)| Column::new((*n).into(), c))
+            .collect(),
+    )
+    .map_err(|e| Error::Usage(format!("building the throughput table: {e}")))?;
+    let synthetic = reports.iter().any(|(_, r)| r.data_synthetic.is_some());
+    Ok(Table::new(df).caption(if synthetic {
+        "pcam bench throughput on SYNTHETIC data in the PCAM layout (the speed, not the data, is what is measured)"
+    } else {
+        "pcam bench throughput"
+    }))
+}
+
+fn bounds(v: &[f64], fallback: (f64, f64)) -> (f64, f64) {
+    let lo = v.iter().cloned().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    if lo.is_finite() && hi > lo {
+        (lo, hi)
+    } else {
+        fallback
+    }
+}
