@@ -431,3 +431,62 @@ fn tracking_commands_refuse_bad_input_in_one_line() {
     );
     assert_error(&o, &["run.tracking_uri", "http"]);
 }
+
+#[test]
+fn bench_throughput_and_report_bench_refuse_bad_input_in_one_line() {
+    let d = tmp();
+    ok(
+        d.path(),
+        "-q data synth --out data --variant pcam --seed 1 --sizes train=8,valid=8,test=8",
+    );
+    std::fs::write(
+        d.path().join("b.yaml"),
+        "batch_sizes: [1]\nmodels:\n  - {name: m, kind: mlp, hiden: [8]}\n",
+    )
+    .unwrap();
+    let o = pcam(
+        d.path(),
+        &["bench", "throughput", "--spec", "b.yaml", "data.dir=data"],
+    );
+    assert_error(&o, &["b.yaml", "models[0]", "hiden"]);
+    std::fs::write(
+        d.path().join("c.yaml"),
+        "batch_sizes: [1]\nmodels:\n  - {name: m, kind: cnn, hidden: [8]}\n",
+    )
+    .unwrap();
+    let o = pcam(
+        d.path(),
+        &["bench", "throughput", "--spec", "c.yaml", "data.dir=data"],
+    );
+    assert_error(&o, &["c.yaml", "models[0].channels"]);
+    let o = pcam(
+        d.path(),
+        &["bench", "throughput", "--batch-sizes", "0", "data.dir=data"],
+    );
+    assert_error(&o, &["batch_sizes"]);
+    let o = pcam(
+        d.path(),
+        &["bench", "throughput", "--models", "resnet", "data.dir=data"],
+    );
+    assert_error(&o, &["--models", "resnet", "mlp, cnn"]);
+    let o = pcam(d.path(), &["bench", "throughput", "data.dir=nowhere"]);
+    assert_error(&o, &["nowhere"]);
+    assert!(
+        !d.path().join("results").exists(),
+        "no result file from a failed run"
+    );
+
+    std::fs::create_dir_all(d.path().join("empty")).unwrap();
+    let o = pcam(
+        d.path(),
+        &["report", "bench", "--dir", "empty", "--assets", "a"],
+    );
+    assert_error(&o, &["empty", "no throughput-*.json"]);
+    std::fs::create_dir_all(d.path().join("bad")).unwrap();
+    std::fs::write(d.path().join("bad/throughput-x.json"), "{\"kind\": 3}").unwrap();
+    let o = pcam(
+        d.path(),
+        &["report", "bench", "--dir", "bad", "--assets", "a"],
+    );
+    assert_error(&o, &["throughput-x.json", "not a pcam bench result"]);
+}

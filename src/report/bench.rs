@@ -268,28 +268,23 @@ pub fn batch1_table(reports: &[(PathBuf, Report)]) -> Result<Table> {
                 .unwrap_or_default(),
         );
     }
-    let names = [
-        "Partition",
-        "Node type",
-        "Threads",
-        "Throughput, batch-1 inference (img/s)",
-        "Job ID",
-        "Result file",
-    ];
-    let df = DataFrame::new_infer_height(
-        names
-            .iter()
-            .zip(cols)
-            .map(|(n, c)| Column::new((*n).into(), c))
-            .collect(),
-    )
-    .map_err(|e| Error::Usage(format!("building the throughput table: {e}")))?;
     let synthetic = reports.iter().any(|(_, r)| r.data_synthetic.is_some());
-    Ok(Table::new(df).caption(if synthetic {
-        "pcam bench throughput on SYNTHETIC data in the PCAM layout (the speed, not the data, is what is measured)"
-    } else {
-        "pcam bench throughput"
-    }))
+    frame(
+        &[
+            "Partition",
+            "Node type",
+            "Threads",
+            "Throughput, batch-1 inference (img/s)",
+            "Job ID",
+            "Result file",
+        ],
+        cols,
+        if synthetic {
+            "pcam bench throughput on SYNTHETIC data in the PCAM layout (the speed, not the data, is what is measured)"
+        } else {
+            "pcam bench throughput"
+        },
+    )
 }
 
 fn bounds(v: &[f64], fallback: (f64, f64)) -> (f64, f64) {
@@ -300,4 +295,167 @@ fn bounds(v: &[f64], fallback: (f64, f64)) -> (f64, f64) {
     } else {
         fallback
     }
+}
+
+/// How throughput grows with the batch: per (result file, model, mode), images/s at batch
+/// 1, the best batch size and its images/s, the speed-up, and the pipeline's share of the
+/// compute-only bound at that batch.
+pub fn scaling_table(reports: &[(PathBuf, Report)]) -> Result<Table> {
+    let mut cols: Vec<Vec<String>> = vec![vec![]; 7];
+    for (_, r) in reports {
+        let mut models: Vec<&str> = r.rows.iter().map(|x| x.model.as_str()).collect();
+        models.dedup();
+        for m in models {
+            for mode in [Mode::Inference, Mode::Train] {
+                let rows: Vec<_> = r
+                    .rows
+                    .iter()
+                    .filter(|x| x.model == m && x.mode == mode)
+                    .collect();
+                let (Some(one), Some(best)) = (
+                    rows.iter().find(|x| x.batch_size == 1),
+                    rows.iter()
+                        .max_by(|a, b| a.images_per_second.total_cmp(&b.images_per_second)),
+                ) else {
+                    continue;
+                };
+                cols[0].push(r.label());
+                cols[1].push(format!("{m} {}", mode.as_str()));
+                cols[2].push(format!("{:.0}", one.images_per_second));
+                cols[3].push(best.batch_size.to_string());
+                cols[4].push(format!("{:.0}", best.images_per_second));
+                cols[5].push(format!(
+                    "{:.1}×",
+                    best.images_per_second / one.images_per_second
+                ));
+                cols[6].push(format!(
+                    "{:.0}%",
+                    100.0 * best.images_per_second / best.compute_only_images_per_second
+                ));
+            }
+        }
+    }
+    frame(
+        &[
+            "where",
+            "model, mode",
+            "img/s at batch 1",
+            "best batch",
+            "img/s at best batch",
+            "speed-up",
+            "pipeline / compute-only at best batch",
+        ],
+        cols,
+        "pcam bench throughput, median of the repetitions (SYNTHETIC data in the PCAM layout)",
+    )
+}
+
+/// The largest stage, its share and the stage shares (µs per image) for each (model,
+/// mode) at each of `batches`, from one result file.
+pub fn bottleneck_table(report: &Report, batches: &[usize]) -> Result<Table> {
+    let mut cols: Vec<Vec<String>> = vec![vec![]; 5];
+    for row in report
+        .rows
+        .iter()
+        .filter(|r| batches.contains(&r.batch_size))
+    {
+        let (stage, share) = row.stages.bottleneck(row.mode);
+        cols[0].push(format!("{} {}", row.model, row.mode.as_str()));
+        cols[1].push(row.batch_size.to_string());
+        cols[2].push(format!("{stage} ({:.0}%)", 100.0 * share));
+        cols[3].push(
+            row.stages
+                .named(row.mode)
+                .iter()
+                .map(|(n, s)| format!("{n} {:.1}", s * 1e6))
+                .collect::<Vec<_>>()
+                .join(" · "),
+        );
+        cols[4].push(format!(
+            "{:.0}%",
+            100.0 * row.images_per_second / row.compute_only_images_per_second
+        ));
+    }
+    frame(
+        &[
+            "model, mode",
+            "batch",
+            "largest stage (share)",
+            "µs per image by stage (stages run one after another)",
+            "pipeline / compute-only",
+        ],
+        cols,
+        &format!(
+            "stage breakdown, {} (SYNTHETIC data in the PCAM layout)",
+            report.label()
+        ),
+    )
+}
+
+/// `bench/throughput_vs_pytorch.py`'s result file as a table.
+pub fn comparison_table(path: &Path) -> Result<Table> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "reading", e))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::bad_file(path, format!("not JSON: {e}")))?;
+    let rows = v["rows"].as_array().ok_or_else(|| {
+        Error::bad_file(
+            path,
+            "no `rows`: not a bench/throughput_vs_pytorch.py result",
+        )
+    })?;
+    let mut cols: Vec<Vec<String>> = vec![vec![]; 5];
+    for r in rows {
+        let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+        cols[0].push(r["architecture"].as_str().unwrap_or("?").to_string());
+        cols[1].push(format!("{:.0}", f("pcam_images_per_second")));
+        cols[2].push(format!("{:.0}", f("pytorch_images_per_second")));
+        cols[3].push(format!("{:.2}×", f("ratio")));
+        cols[4].push(match r["target"].as_f64() {
+            Some(t) => format!(
+                "≥ {t}× — {}",
+                if r["met"].as_bool() == Some(true) {
+                    "met"
+                } else {
+                    "NOT met"
+                }
+            ),
+            None => "-".into(),
+        });
+    }
+    let caption = format!(
+        "batch-1 inference, {} threads, median of {} alternating rounds, {} (torch {}, {}){}",
+        v["threads"],
+        v["rounds"],
+        v["cpu"].as_str().unwrap_or("?"),
+        v["torch_version"].as_str().unwrap_or("?"),
+        v["data"].as_str().unwrap_or("?"),
+        if v["data_synthetic"].is_string() {
+            "; SYNTHETIC data"
+        } else {
+            ""
+        }
+    );
+    frame(
+        &[
+            "model",
+            "pcam img/s",
+            "PyTorch loop img/s",
+            "pcam / PyTorch",
+            "target",
+        ],
+        cols,
+        &caption,
+    )
+}
+
+fn frame(names: &[&str], cols: Vec<Vec<String>>, caption: &str) -> Result<Table> {
+    let df = DataFrame::new_infer_height(
+        names
+            .iter()
+            .zip(cols)
+            .map(|(n, c)| Column::new((*n).into(), c))
+            .collect(),
+    )
+    .map_err(|e| Error::Usage(format!("building a bench table: {e}")))?;
+    Ok(Table::new(df).caption(caption))
 }
