@@ -168,20 +168,9 @@ pub fn predict(
                 // A reader thread reads and decodes the next blocks while this one predicts.
                 let ranges = images.block_ranges();
                 let (blocks, mut done) = (ranges.len(), 0usize);
-                let (tx, rx) = std::sync::mpsc::sync_channel(1);
-                let reader = {
-                    let ranges = ranges.clone();
-                    std::thread::spawn(move || {
-                        crate::runtime::background_priority();
-                        for r in ranges {
-                            let b = images.read_block(r, policy);
-                            let stop = b.is_err();
-                            if tx.send(b).is_err() || stop {
-                                return;
-                            }
-                        }
-                    })
-                };
+                let (rx, reader) = crate::data::loader::read_ahead(ranges.clone(), 1, move |r| {
+                    images.read_block(r, policy)
+                });
                 for (range, b) in ranges.into_iter().zip(rx.iter()) {
                     let b = b?;
                     let mut probs =

@@ -20,7 +20,7 @@ use crate::train::optim::Optimizer;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
 use std::path::Path;
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::Receiver;
 use std::time::Instant;
 use tch::{Device, Reduction, Tensor};
 
@@ -376,18 +376,8 @@ impl TileStream {
         let ranges: Vec<Range<usize>> =
             (0..n).step_by(step).map(|a| a..(a + step).min(n)).collect();
         let source = if reader_thread {
-            let (tx, rx) = sync_channel(2);
-            std::thread::spawn(move || {
-                if std::env::var_os("PCAM_BG").is_some() {
-                    crate::runtime::background_priority();
-                }
-                for r in ranges.iter().cycle() {
-                    let b = split.read_block(r.clone(), crate::config::InvalidPolicy::Clip);
-                    let stop = b.is_err();
-                    if tx.send(b).is_err() || stop {
-                        return;
-                    }
-                }
+            let (rx, _reader) = loader::read_ahead(ranges.into_iter().cycle(), 2, move |r| {
+                split.read_block(r, crate::config::InvalidPolicy::Clip)
             });
             Source::Reader(rx)
         } else {
@@ -489,9 +479,32 @@ impl Bench<'_> {
         s.assemble = lap.split();
         let (x, y) = host.to_tensors(self.device);
         s.to_device = lap.split();
+        self.model_step(mode, &x, &y, &mut lap, &mut s)?;
+        if let Some(acc) = stages {
+            acc.add(&s);
+        }
+        Ok(())
+    }
+
+    /// One step on a batch already on the device.
+    fn compute(&mut self, mode: Mode, x: &Tensor, y: &Tensor) -> Result<()> {
+        let mut lap = Lap::new(self.device, false);
+        self.model_step(mode, x, y, &mut lap, &mut Stages::default())
+    }
+
+    /// The model's part of a batch: inference (forward, probabilities to the host) or a
+    /// training step (forward, loss, backward, optimiser); each stage's time into `s`.
+    fn model_step(
+        &mut self,
+        mode: Mode,
+        x: &Tensor,
+        y: &Tensor,
+        lap: &mut Lap,
+        s: &mut Stages,
+    ) -> Result<()> {
         match mode {
             Mode::Inference => {
-                let p = tch::no_grad(|| self.net.forward(&x, None).sigmoid());
+                let p = tch::no_grad(|| self.net.forward(x, None).sigmoid());
                 s.forward = lap.split();
                 let v = Vec::<f32>::try_from(&p.to_device(Device::Cpu))
                     .map_err(|e| Error::Usage(format!("reading probabilities: {e}")))?;
@@ -505,8 +518,8 @@ impl Bench<'_> {
                 let mut rng = self.seeds.stream("bench/dropout", self.step as u64);
                 let loss = self
                     .net
-                    .forward(&x, Some(&mut rng))
-                    .binary_cross_entropy_with_logits::<Tensor>(&y, None, None, Reduction::Mean);
+                    .forward(x, Some(&mut rng))
+                    .binary_cross_entropy_with_logits::<Tensor>(y, None, None, Reduction::Mean);
                 s.forward = lap.split();
                 loss.backward();
                 s.backward = lap.split();
@@ -515,33 +528,7 @@ impl Bench<'_> {
                 self.step += 1;
             }
         }
-        if let Some(acc) = stages {
-            acc.add(&s);
-        }
         Ok(())
-    }
-
-    /// One step on a batch already on the device.
-    fn compute(&mut self, mode: Mode, x: &Tensor, y: &Tensor) {
-        match mode {
-            Mode::Inference => {
-                let p = tch::no_grad(|| self.net.forward(x, None).sigmoid());
-                let _ = std::hint::black_box(p);
-            }
-            Mode::Train => {
-                for p in self.params.iter_mut() {
-                    p.zero_grad();
-                }
-                let mut rng = self.seeds.stream("bench/dropout", self.step as u64);
-                let loss = self
-                    .net
-                    .forward(x, Some(&mut rng))
-                    .binary_cross_entropy_with_logits::<Tensor>(y, None, None, Reduction::Mean);
-                loss.backward();
-                self.opt.step(&mut self.params, self.cfg.train.lr);
-                self.step += 1;
-            }
-        }
     }
 }
 
@@ -683,13 +670,12 @@ pub fn run(cfg: &RunConfig, spec: &ThroughputSpec, progress: Progress) -> Result
                 let idx: Vec<usize> = (0..b).collect();
                 let (x, y) = loader::make_batch(&tiles, &idx, &norm, None).to_tensors(device);
                 for _ in 0..spec.warmup {
-                    bench.compute(mode, &x, &y);
+                    bench.compute(mode, &x, &y)?;
                 }
                 let mut compute = vec![];
                 for _ in 0..spec.repeats {
                     compute.push(timed(spec.min_seconds, b, device, || {
-                        bench.compute(mode, &x, &y);
-                        Ok(())
+                        bench.compute(mode, &x, &y)
                     })?);
                 }
                 rows.push(Row {

@@ -433,6 +433,37 @@ impl TensorBatch {
     }
 }
 
+/// Reads the blocks `ranges` in order in a background thread (idle scheduling class), up
+/// to `depth` blocks ahead of the consumer, so reading and decoding overlap computing. The
+/// first error is delivered and ends the reading, as does dropping the receiver.
+pub fn read_ahead<I, F>(
+    ranges: I,
+    depth: usize,
+    mut read: F,
+) -> (
+    Receiver<crate::error::Result<crate::data::hdf5::Block>>,
+    std::thread::JoinHandle<()>,
+)
+where
+    I: IntoIterator<Item = std::ops::Range<usize>> + Send + 'static,
+    F: FnMut(std::ops::Range<usize>) -> crate::error::Result<crate::data::hdf5::Block>
+        + Send
+        + 'static,
+{
+    let (tx, rx) = sync_channel(depth);
+    let reader = std::thread::spawn(move || {
+        crate::runtime::background_priority();
+        for r in ranges {
+            let b = read(r);
+            let stop = b.is_err();
+            if tx.send(b).is_err() || stop {
+                return;
+            }
+        }
+    });
+    (rx, reader)
+}
+
 /// Batches of `order`, assembled ahead in a background thread and delivered in order.
 pub fn batches(
     tiles: Arc<Tiles>,

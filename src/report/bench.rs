@@ -64,9 +64,7 @@ pub fn throughput_vs_batch(name: &str, reports: &[Report], title: &str) -> Resul
                 .draw()?;
             let mut k = 0;
             for r in reports {
-                let mut models: Vec<&str> = r.rows.iter().map(|x| x.model.as_str()).collect();
-                models.dedup();
-                for m in models {
+                for m in model_names(r) {
                     let color = PALETTE[k % PALETTE.len()];
                     k += 1;
                     let mut pts: Vec<(f64, f64, f64)> = r
@@ -229,8 +227,7 @@ pub fn batch1_table(reports: &[(PathBuf, Report)]) -> Result<Table> {
     let mut cols: Vec<Vec<String>> = vec![vec![]; 6];
     for (path, r) in reports {
         let m = &r.machine;
-        let mut models: Vec<&str> = r.rows.iter().map(|x| x.model.as_str()).collect();
-        models.dedup();
+        let models = model_names(r);
         let ips: Vec<String> = models
             .iter()
             .filter_map(|name| {
@@ -287,6 +284,13 @@ pub fn batch1_table(reports: &[(PathBuf, Report)]) -> Result<Table> {
     )
 }
 
+/// The models of a result file, in the order measured.
+fn model_names(r: &Report) -> Vec<&str> {
+    let mut models: Vec<&str> = r.rows.iter().map(|x| x.model.as_str()).collect();
+    models.dedup();
+    models
+}
+
 fn bounds(v: &[f64], fallback: (f64, f64)) -> (f64, f64) {
     let lo = v.iter().cloned().fold(f64::INFINITY, f64::min);
     let hi = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -303,8 +307,7 @@ fn bounds(v: &[f64], fallback: (f64, f64)) -> (f64, f64) {
 pub fn scaling_table(reports: &[(PathBuf, Report)]) -> Result<Table> {
     let mut cols: Vec<Vec<String>> = vec![vec![]; 7];
     for (_, r) in reports {
-        let mut models: Vec<&str> = r.rows.iter().map(|x| x.model.as_str()).collect();
-        models.dedup();
+        let models = model_names(r);
         for m in models {
             for mode in [Mode::Inference, Mode::Train] {
                 let rows: Vec<_> = r
