@@ -4,7 +4,7 @@ SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 
 .DEFAULT_GOAL := help
-.PHONY: help setup build demo test test-slow test-slurm bench bench-compare lint fmt clean notebooks notebooks-check journal-check mlflow mlflow-stop
+.PHONY: help setup build check demo test test-slow test-slurm bench bench-compare lint fmt clean notebooks notebooks-check journal-check mlflow mlflow-stop
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -13,6 +13,9 @@ setup: ## Install Debian packages, .venv with pip torch, build target/release/pc
 	@scripts/setup.sh
 
 build: setup ## Same as setup: the release binary, up to date
+
+check: ## What CI runs (.ci/run, .github/workflows/ci.yml): lint, test, test-slurm, demo, notebooks-check, journal-check
+	@.ci/run
 
 demo: setup ## Run the main job on the embedded defaults (synthetic data)
 	@scripts/demo.sh
@@ -54,6 +57,7 @@ mlflow-stop: ## Stop the local MLflow server started by make mlflow (by its PID)
 	@if [ -x target/release/pcam ]; then target/release/pcam tracking server stop --dir mlflow; else echo "no pcam binary"; fi
 
 lint: setup ## rustfmt check and clippy with warnings as errors
+	@if command -v rustup >/dev/null; then rustup component add rustfmt clippy >/dev/null 2>&1 || true; fi
 	@$(ENV) cargo fmt --check && cargo clippy --release --locked --all-targets -- -D warnings
 
 fmt: ## Format the code
