@@ -609,3 +609,75 @@ fn predict_keeps_a_row_for_every_tile_under_the_runs_invalid_policy() {
         );
     }
 }
+
+/// SIGKILL at ten points drawn from a fixed seed (50–1200 ms after each start) (start-up, mid-epoch, while a checkpoint is
+/// written): after every kill the last checkpoint loads into the model, and resuming after
+/// the last kill ends bitwise where the uninterrupted run ends.
+#[test]
+fn ten_sigkills_at_seeded_random_points_always_resume_bitwise() {
+    use rand::Rng;
+    let d = tempfile::tempdir().unwrap();
+    dataset(d.path());
+    let mut over = tiny("cnn");
+    over.extend(["train.epochs=100", "train.scheduler=cosine"].map(String::from));
+    let o = pcam(
+        d.path(),
+        &args(&["-q", "train", "--run-dir", "full"], &over),
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+
+    let run = d.path().join("k");
+    let last = run.join("checkpoints/last.ckpt");
+    let mut rng = pcam::seed::Seeds::new(2026).stream("test/kill-times", 0);
+    let (mut kills, mut loaded) = (0, 0);
+    while kills < 10 {
+        let started = run.join("config.yaml").is_file();
+        let a: Vec<&str> = if started {
+            vec!["-q", "train", "--resume", "k"]
+        } else {
+            args(&["-q", "train", "--run-dir", "k"], &over)
+        };
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pcam"))
+            .args(&a)
+            .current_dir(d.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.random_range(50..1200)));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "training finished before kill {}: it must outlast ten kills",
+            kills + 1
+        );
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+        if last.exists() {
+            let cfg = pcam::config::from_run(&run).unwrap();
+            let model = cfg.config.model.build(tch::Device::Cpu);
+            let state = pcam::train::checkpoint::load_weights(&last, &model)
+                .unwrap_or_else(|e| panic!("kill {kills}: checkpoint does not load: {e}"));
+            assert!(!state.history.is_empty(), "kill {kills}: empty history");
+            loaded += 1;
+        }
+        assert!(
+            !run.join("metrics.json").exists(),
+            "kill {kills}: a killed run must not look finished"
+        );
+    }
+    assert!(
+        loaded >= 5,
+        "only {loaded} of 10 kills left a checkpoint to load"
+    );
+    let o = pcam(d.path(), &["-q", "train", "--resume", "k"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let full = json(&d.path().join("full/metrics.json"));
+    let resumed = json(&run.join("metrics.json"));
+    assert_eq!(
+        full["final_weights_sha256"],
+        resumed["final_weights_sha256"]
+    );
+    let r = pcam::twin::compare(&d.path().join("full"), &run).unwrap();
+    assert!(r.identical, "{}", r.to_text());
+}

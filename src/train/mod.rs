@@ -89,6 +89,18 @@ pub fn fit_until(
 ) -> Result<FitSummary> {
     let c = &cfg.config;
     c.check_paths()?;
+    // A run stopped before its first checkpoint has nothing to resume: it starts again
+    // from the beginning in the same folder (the same seed gives the same run).
+    let resume = resume && {
+        let has = run.checkpoint("last").exists();
+        if !has && !progress.quiet {
+            eprintln!(
+                "{}: no checkpoint yet; training from the first epoch",
+                run.path.display()
+            );
+        }
+        has
+    };
     let seeds = Seeds::new(c.seed);
     let pins = seeds.apply_to_torch(c.train.threads);
     let device = crate::device::select(c.train.device)?;
