@@ -31,7 +31,18 @@ pub struct TrainState {
     pub norm: NormStats,
     pub config_sha256: String,
     pub config_yaml: String,
+    /// Checkpoint layout version ([`FORMAT`] when written by this pcam; absent = 0).
+    #[serde(default)]
+    pub format: u32,
+    /// The pcam that wrote it.
+    #[serde(default)]
+    pub pcam_version: String,
 }
+
+/// The checkpoint layout this pcam writes and reads. Bump it when the tensors or the train
+/// state change meaning; an older or newer checkpoint is then refused with a clear message
+/// instead of being misread.
+pub const FORMAT: u32 = 1;
 
 fn tensor_err<'a>(path: &'a Path, what: &'static str) -> impl Fn(tch::TchError) -> Error + 'a {
     move |e| Error::Torch {
@@ -108,8 +119,40 @@ pub fn read_state(path: &Path) -> Result<TrainState> {
 fn state_of(path: &Path, t: &mut HashMap<String, Tensor>) -> Result<TrainState> {
     let bytes = Vec::<u8>::try_from(&take(path, t, "state")?.to_device(tch::Device::Cpu))
         .map_err(tensor_err(path, "reading train state"))?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| Error::bad_file(path, format!("invalid train state: {e}")))
+    // The version first, so a checkpoint from another pcam is named as such even when its
+    // train state no longer parses.
+    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::bad_file(
+            path,
+            format!(
+                "corrupt train state (not JSON): {}",
+                crate::error::one_line(&e.to_string())
+            ),
+        )
+    })?;
+    let format = v["format"].as_u64().unwrap_or(0);
+    if format != FORMAT as u64 {
+        let by = v["pcam_version"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .unwrap_or("an older pcam");
+        return Err(Error::bad_file(
+            path,
+            format!(
+                "checkpoint format {format} (written by {by}); this pcam {} reads format {FORMAT}: retrain, or load it with the pcam that wrote it",
+                env!("CARGO_PKG_VERSION")
+            ),
+        ));
+    }
+    serde_json::from_value(v).map_err(|e| {
+        Error::bad_file(
+            path,
+            format!(
+                "invalid train state: {}",
+                crate::error::one_line(&e.to_string())
+            ),
+        )
+    })
 }
 
 fn take(path: &Path, t: &mut HashMap<String, Tensor>, name: &str) -> Result<Tensor> {

@@ -158,6 +158,8 @@ pub fn fit_until(
             norm: NormStats::of(&train),
             config_sha256: cfg.sha256.clone(),
             config_yaml: cfg.yaml.clone(),
+            format: checkpoint::FORMAT,
+            pcam_version: env!("CARGO_PKG_VERSION").into(),
         }
     };
     let norm = state.norm;
