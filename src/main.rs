@@ -13,6 +13,7 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    pcam::runtime::deterministic_cublas();
     let cli = cli::Cli::parse();
     if cli.command.computes() {
         pcam::runtime::passive_openmp();

@@ -66,3 +66,15 @@ pub fn passive_openmp() {
             .exec();
     }
 }
+
+/// libtorch runs with deterministic algorithms on; on CUDA, cuBLAS then refuses to run
+/// (a RuntimeError at the first matrix product) unless `CUBLAS_WORKSPACE_CONFIG` is
+/// `:4096:8` or `:16:8` when its first handle is made. Sets `:4096:8` unless the user
+/// chose a value. Call at the very start of `main`, before any thread exists.
+pub fn deterministic_cublas() {
+    if std::env::var_os("CUBLAS_WORKSPACE_CONFIG").is_none() {
+        // Single-threaded at this point (start of main), so changing the environment
+        // cannot race with a reader.
+        std::env::set_var("CUBLAS_WORKSPACE_CONFIG", ":4096:8");
+    }
+}
