@@ -7,8 +7,6 @@ cd "${SLURM_SUBMIT_DIR:-.}"
 # libtorch from the project's venv when submitted from the repository.
 if [ -f scripts/env.sh ]; then . scripts/env.sh; fi
 PCAM=${PCAM:-target/release/pcam}
-# deterministic cuBLAS on GPU nodes (pcam sets it too; explicit here for the job's record)
-export CUBLAS_WORKSPACE_CONFIG=${CUBLAS_WORKSPACE_CONFIG:-:4096:8}
 THREADS=${SLURM_CPUS_PER_TASK:-2}
 DEVICE=${PCAM_DEVICE:-cpu}
 log_dir=${PCAM_LOG_DIR:-results/slurm}

@@ -18,9 +18,7 @@ use crate::progress::Progress;
 use crate::seed::Seeds;
 use crate::train::optim::Optimizer;
 use serde::{Deserialize, Serialize};
-use std::ops::Range;
 use std::path::Path;
-use std::sync::mpsc::Receiver;
 use std::time::Instant;
 use tch::{Device, Reduction, Tensor};
 
@@ -282,6 +280,16 @@ pub struct Machine {
     pub cuda_visible_devices: Option<String>,
 }
 
+impl Machine {
+    /// Where it ran: the Slurm partition, else the host name, else `local`.
+    pub fn place(&self) -> String {
+        self.slurm_partition
+            .clone()
+            .or_else(|| self.host.clone())
+            .unwrap_or_else(|| "local".into())
+    }
+}
+
 /// A benchmark result file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
@@ -322,13 +330,7 @@ impl Report {
 
     /// A short label for plots and tables: partition (or host) and device.
     pub fn label(&self) -> String {
-        let place = self
-            .machine
-            .slurm_partition
-            .clone()
-            .or_else(|| self.machine.host.clone())
-            .unwrap_or_else(|| "local".into());
-        format!("{place} · {}", self.machine.device)
+        format!("{} · {}", self.machine.place(), self.machine.device)
     }
 
     /// The row for (model, mode, batch size).
@@ -347,18 +349,10 @@ impl Report {
 struct TileStream {
     /// The x file read.
     path: std::path::PathBuf,
-    source: Source,
+    /// The file's chunks, in order and round and round, read ahead or inline.
+    blocks: Box<dyn Iterator<Item = Result<Block>>>,
     block: Block,
     pos: usize,
-}
-
-enum Source {
-    Reader(Receiver<Result<Block>>),
-    Inline {
-        split: Box<Split>,
-        ranges: Vec<Range<usize>>,
-        next: usize,
-    },
 }
 
 impl TileStream {
@@ -371,25 +365,20 @@ impl TileStream {
         let split = Split::open_dir(dir, name, opts)?;
         let path = split.images.path.clone();
         // One chunk per read, so the decode cost is spread evenly over the batches.
-        let step = split.images.chunk_rows().unwrap_or(32);
-        let n = split.len();
-        let ranges: Vec<Range<usize>> =
-            (0..n).step_by(step).map(|a| a..(a + step).min(n)).collect();
-        let source = if reader_thread {
-            let (rx, _reader) = loader::read_ahead(ranges.into_iter().cycle(), 2, move |r| {
-                split.read_block(r, crate::config::InvalidPolicy::Clip)
-            });
-            Source::Reader(rx)
+        let ranges = split
+            .images
+            .ranges(split.images.chunk_rows().unwrap_or(32))
+            .into_iter()
+            .cycle();
+        let read = move |r| split.read_block(r, crate::config::InvalidPolicy::Clip);
+        let blocks: Box<dyn Iterator<Item = Result<Block>>> = if reader_thread {
+            Box::new(loader::read_ahead(ranges, 2, read).0.into_iter())
         } else {
-            Source::Inline {
-                split: Box::new(split),
-                ranges,
-                next: 0,
-            }
+            Box::new(ranges.map(read))
         };
         let mut s = TileStream {
             path,
-            source,
+            blocks,
             block: Block::default(),
             pos: 0,
         };
@@ -398,20 +387,10 @@ impl TileStream {
     }
 
     fn refill(&mut self) -> Result<()> {
-        self.block = match &mut self.source {
-            Source::Reader(rx) => rx.recv().map_err(|_| {
-                Error::Usage(format!("reader of {} stopped", self.path.display()))
-            })??,
-            Source::Inline {
-                split,
-                ranges,
-                next,
-            } => {
-                let r = ranges[*next].clone();
-                *next = (*next + 1) % ranges.len();
-                split.read_block(r, crate::config::InvalidPolicy::Clip)?
-            }
-        };
+        self.block = self
+            .blocks
+            .next()
+            .ok_or_else(|| Error::Usage(format!("reader of {} stopped", self.path.display())))??;
         self.pos = 0;
         Ok(())
     }
@@ -559,25 +538,27 @@ impl Lap {
     }
 }
 
-/// Runs whole batches of `b` images until `min_seconds` have passed (at least two);
-/// returns images/s.
-fn timed(
+/// Runs whole batches with `f` until `min_seconds` have passed (at least two batches),
+/// then waits for the device; returns (batches, seconds).
+fn repeat_for(
     min_seconds: f64,
-    b: usize,
     device: Device,
     mut f: impl FnMut() -> Result<()>,
-) -> Result<f64> {
+) -> Result<(usize, f64)> {
     let t0 = Instant::now();
     let mut n = 0usize;
-    loop {
+    while n < 2 || t0.elapsed().as_secs_f64() < min_seconds {
         f()?;
         n += 1;
-        if n >= 2 && t0.elapsed().as_secs_f64() >= min_seconds {
-            break;
-        }
     }
     sync(device);
-    Ok((n * b) as f64 / t0.elapsed().as_secs_f64())
+    Ok((n, t0.elapsed().as_secs_f64()))
+}
+
+/// Images/s of batches of `b` images run by [`repeat_for`].
+fn timed(min_seconds: f64, b: usize, device: Device, f: impl FnMut() -> Result<()>) -> Result<f64> {
+    let (n, secs) = repeat_for(min_seconds, device, f)?;
+    Ok((n * b) as f64 / secs)
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -659,12 +640,9 @@ pub fn run(cfg: &RunConfig, spec: &ThroughputSpec, progress: Progress) -> Result
                     })?);
                 }
                 let mut stages = Stages::default();
-                let mut n = 0usize;
-                let t0 = Instant::now();
-                while n < 2 || t0.elapsed().as_secs_f64() < spec.min_seconds {
-                    bench.batch(mode, &mut inline, b, Some(&mut stages))?;
-                    n += 1;
-                }
+                let (n, _) = repeat_for(spec.min_seconds, device, || {
+                    bench.batch(mode, &mut inline, b, Some(&mut stages))
+                })?;
                 let stages = stages.scaled(1.0 / (n * b) as f64);
                 let tiles = stream.next(b)?;
                 let idx: Vec<usize> = (0..b).collect();
@@ -726,11 +704,7 @@ pub fn run(cfg: &RunConfig, spec: &ThroughputSpec, progress: Progress) -> Result
 /// `results/bench/throughput-<partition or host>-<job id or UTC time>.json`.
 pub fn default_out(r: &Report) -> std::path::PathBuf {
     let m = &r.machine;
-    let place = m
-        .slurm_partition
-        .clone()
-        .or_else(|| m.host.clone())
-        .unwrap_or_else(|| "local".into());
+    let place = m.place();
     let when = m
         .slurm_job_id
         .clone()

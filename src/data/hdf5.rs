@@ -223,11 +223,13 @@ impl Images {
 
     /// Chunk-aligned ranges covering the file.
     pub fn block_ranges(&self) -> Vec<Range<usize>> {
-        let b = self.block_rows();
-        (0..self.len())
-            .step_by(b)
-            .map(|a| a..(a + b).min(self.len()))
-            .collect()
+        self.ranges(self.block_rows())
+    }
+
+    /// Consecutive ranges of `rows` tiles (the last one shorter) covering the file.
+    pub fn ranges(&self, rows: usize) -> Vec<Range<usize>> {
+        let (n, rows) = (self.len(), rows.max(1));
+        (0..n).step_by(rows).map(|a| a..(a + rows).min(n)).collect()
     }
 
     /// Reads tiles `range` and maps them to u8 under `policy` (labels left empty).

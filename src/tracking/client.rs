@@ -257,18 +257,19 @@ impl Client {
         tags: &[(String, String)],
         metrics: &[Metric],
     ) -> Result<()> {
-        for chunk in params.chunks(MAX_PARAMS) {
-            let p: Vec<Value> = chunk
+        // Parameters and tags: key/value pairs, values clipped to the server's limit.
+        let pairs = |chunk: &[(String, String)], max: usize| -> Vec<Value> {
+            chunk
                 .iter()
-                .map(|(k, v)| json!({ "key": k, "value": clip(v, MAX_PARAM_VALUE) }))
-                .collect();
+                .map(|(k, v)| json!({ "key": k, "value": clip(v, max) }))
+                .collect()
+        };
+        for chunk in params.chunks(MAX_PARAMS) {
+            let p = pairs(chunk, MAX_PARAM_VALUE);
             self.post("runs/log-batch", &json!({ "run_id": run_id, "params": p }))?;
         }
         for chunk in tags.chunks(MAX_TAGS) {
-            let t: Vec<Value> = chunk
-                .iter()
-                .map(|(k, v)| json!({ "key": k, "value": clip(v, MAX_TAG_VALUE) }))
-                .collect();
+            let t = pairs(chunk, MAX_TAG_VALUE);
             self.post("runs/log-batch", &json!({ "run_id": run_id, "tags": t }))?;
         }
         for chunk in metrics.chunks(MAX_METRICS) {
