@@ -87,6 +87,25 @@ pub enum Command {
         /// Decision threshold (default: the run's stored threshold, else 0.5).
         #[arg(long)]
         threshold: Option<f32>,
+        /// Device (default: the run's train.device): cpu, cuda or auto.
+        #[arg(long, value_parser = parse_device)]
+        device: Option<pcam::config::DeviceChoice>,
+    },
+    /// Pack a finished run for offline inference: this binary, the libraries it loads,
+    /// the checkpoints and resolved config, a README and SHA-256 sums, in one .tar.gz.
+    Bundle {
+        /// The run folder.
+        #[arg(long, value_name = "RUN_DIR")]
+        run: PathBuf,
+        /// The archive to write (.tar.gz).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// gzip level 0-9 (CUDA libraries barely compress: 1 is nearly as small as 9).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=9))]
+        level: u32,
+        /// Replace an existing archive.
+        #[arg(long)]
+        force: bool,
     },
     /// Train the same config twice in two processes and compare weights and histories.
     TwinRun {
@@ -882,9 +901,18 @@ pub fn run(cli: Cli) -> Result<()> {
             out,
             checkpoint,
             threshold,
+            device,
         } => {
             let run = pcam::run::RunDir::open(&run)?;
-            let r = pcam::predict::predict(&run, &inputs, &out, &checkpoint, threshold, progress)?;
+            let r = pcam::predict::predict(
+                &run,
+                &inputs,
+                &out,
+                &checkpoint,
+                threshold,
+                device,
+                progress,
+            )?;
             println!(
                 "{}: {} tiles, {} positive at threshold {} ({}), {} dropped{}",
                 r.out.display(),
@@ -894,6 +922,41 @@ pub fn run(cli: Cli) -> Result<()> {
                 r.threshold.source,
                 r.dropped,
                 if r.data_synthetic.is_some() {
+                    " (model trained on SYNTHETIC data)"
+                } else {
+                    ""
+                }
+            );
+        }
+        Command::Bundle {
+            run,
+            out,
+            level,
+            force,
+        } => {
+            let run = pcam::run::RunDir::open(&run)?;
+            if out.exists() && !force {
+                return Err(pcam::Error::bad_file(
+                    &out,
+                    "already exists; pass --force to replace it",
+                )
+                .into());
+            }
+            let r = pcam::bundle::bundle(&run, &out, level, progress)?;
+            println!(
+                "{}: {} files ({} libraries), {:.0} MiB packed into {:.0} MiB, sha256 {}; needs {}{}",
+                r.out.display(),
+                r.files,
+                r.manifest.libraries,
+                r.bytes_in as f64 / 1048576.0,
+                r.bytes_out as f64 / 1048576.0,
+                r.sha256,
+                [&r.manifest.host_needs.glibc, &r.manifest.host_needs.glibcxx]
+                    .iter()
+                    .filter_map(|v| v.as_deref())
+                    .collect::<Vec<_>>()
+                    .join(" + "),
+                if r.manifest.data_synthetic.is_some() {
                     " (model trained on SYNTHETIC data)"
                 } else {
                     ""
@@ -1310,6 +1373,15 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 /// Parses tile indices: `3`, `0,5,9`, `0..16` (end exclusive), or a mix (`0..4,10`).
+fn parse_device(s: &str) -> std::result::Result<pcam::config::DeviceChoice, String> {
+    match s {
+        "cpu" => Ok(pcam::config::DeviceChoice::Cpu),
+        "cuda" => Ok(pcam::config::DeviceChoice::Cuda),
+        "auto" => Ok(pcam::config::DeviceChoice::Auto),
+        _ => Err(format!("`{s}`: expected cpu, cuda or auto")),
+    }
+}
+
 fn parse_indices(spec: &str) -> anyhow::Result<Vec<usize>> {
     let bad = || anyhow::anyhow!("--tiles: `{spec}` is not a list of indices or ranges like 0..16");
     let mut out = Vec::new();

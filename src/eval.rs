@@ -96,9 +96,18 @@ impl Trained {
     /// Loads checkpoint `which` (`best` or `last`) of `run`, with the run's seed, thread
     /// and determinism settings applied.
     pub fn load(run: &RunDir, which: &str) -> Result<Trained> {
+        Self::load_on(run, which, None)
+    }
+
+    /// [`Trained::load`] on `device` instead of the run's `train.device` when given.
+    pub fn load_on(
+        run: &RunDir,
+        which: &str,
+        device: Option<crate::config::DeviceChoice>,
+    ) -> Result<Trained> {
         let config = run.config()?;
         Seeds::new(config.seed).apply_to_torch(config.train.threads);
-        let device = crate::device::select(config.train.device)?;
+        let device = crate::device::select(device.unwrap_or(config.train.device))?;
         let model = config.model.build(device);
         let state = crate::train::checkpoint::load_weights(&run.checkpoint(which), &model)?;
         Ok(Trained {

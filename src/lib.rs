@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod baseline;
 pub mod bench;
+pub mod bundle;
 pub mod config;
 pub mod data;
 pub mod device;

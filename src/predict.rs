@@ -108,13 +108,14 @@ pub struct PredictReport {
 
 /// Predicts `inputs` with checkpoint `which` of `run` and writes `out` (CSV with columns
 /// `input,index,probability,label,note`; `index` is the tile's index in an HDF5 input,
-/// empty for a PNG). `threshold` overrides the run's threshold.
+/// empty for a PNG). `threshold` overrides the run's threshold, `device` its `train.device`.
 pub fn predict(
     run: &RunDir,
     inputs: &[PathBuf],
     out: &Path,
     which: &str,
     threshold: Option<f32>,
+    device: Option<crate::config::DeviceChoice>,
     progress: Progress,
 ) -> Result<PredictReport> {
     let inputs = classify(inputs)?;
@@ -133,7 +134,7 @@ pub fn predict(
         model,
         state,
         device,
-    } = crate::eval::Trained::load(run, which)?;
+    } = crate::eval::Trained::load_on(run, which, device)?;
     let opts = OpenOptions::from_config(&c, progress);
     let batch = c.train.batch_size.max(1);
     // Unlike training, a prediction must not stop at a bad tile: `error` becomes `clip`
