@@ -4,7 +4,7 @@ SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 
 .DEFAULT_GOAL := help
-.PHONY: help setup build check demo test test-slow test-slurm bench bench-compare lint fmt clean notebooks notebooks-check journal-check mlflow mlflow-stop
+.PHONY: help setup build check demo test test-slow test-slurm fuzz bench bench-compare lint fmt clean notebooks notebooks-check journal-check mlflow mlflow-stop
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,8 +23,12 @@ demo: setup ## Run the main job on the embedded defaults (synthetic data)
 test: setup ## Unit and integration tests (fast; slow and GPU tests are separate)
 	@$(ENV) cargo test --release --locked
 
-test-slow: setup ## Tests marked slow or GPU (#[ignore] with a reason), the Slurm test included
+test-slow: setup ## Tests marked slow or GPU (#[ignore] with a reason), the Slurm test included, then make fuzz
 	@$(ENV) cargo test --release --locked -- --ignored
+	@scripts/fuzz.sh
+
+fuzz: setup ## cargo-fuzz on the config resolver and the HDF5 reader, FUZZ_SECONDS per target (default 60)
+	@scripts/fuzz.sh
 
 test-slurm: setup ## The slurm/ scripts on a real one-node Slurm started here (root; installs slurm-wlm)
 	@$(ENV) cargo test --release --locked --test slurm -- --ignored

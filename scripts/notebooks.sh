@@ -52,6 +52,8 @@ mkdir -p "$EVCXR_TMPDIR"
 # dependency versions as the binary and the tests.
 [ "$EVCXR_TMPDIR/Cargo.lock" -nt Cargo.lock ] || cp Cargo.lock "$EVCXR_TMPDIR/Cargo.lock"
 nbs=(notebooks/q*.ipynb)
+# `scripts/notebooks.sh run notebooks/q7_collaboration.ipynb`: only the notebooks named
+[ "$#" -gt 1 ] && nbs=("${@:2}")
 if [ "$mode" = check ]; then
   out=$(mktemp -d)
   trap 'rm -rf "$out"' EXIT
@@ -71,7 +73,7 @@ for nb in "${nbs[@]}"; do
 done
 
 if [ "$mode" = check ]; then
-  .venv/bin/python scripts/nbcheck.py "$out"/q*.ipynb
+  .venv/bin/python scripts/nbcheck.py "${nbs[@]/#notebooks/$out}"
   stale=0
   while IFS= read -r f; do
     rel=${f#"$out/assets/"}

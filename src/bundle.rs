@@ -17,7 +17,7 @@
 //! ```
 //!
 //! Entries are sorted and carry mtime 0 and owner 0, so the archive depends only on what
-//! it holds. The library list comes from `ldd` on the running binary. A leaf over `run`.
+//! it holds. The library list comes from `ldd` on the binary. A leaf over `run`.
 
 use crate::error::{Error, Result};
 use crate::fsutil::TempPath;
@@ -253,8 +253,15 @@ impl Entry {
     }
 }
 
-/// Packs `run` with the running binary into `out` (gzip `level` 0–9), atomically.
-pub fn bundle(run: &RunDir, out: &Path, level: u32, progress: Progress) -> Result<BundleReport> {
+/// Packs `run` with the pcam `binary` (the CLI passes itself) into `out` (gzip `level`
+/// 0–9), atomically.
+pub fn bundle(
+    run: &RunDir,
+    binary: &Path,
+    out: &Path,
+    level: u32,
+    progress: Progress,
+) -> Result<BundleReport> {
     if level > 9 {
         return Err(Error::Usage(format!("--level {level}: must be 0..=9")));
     }
@@ -267,11 +274,11 @@ pub fn bundle(run: &RunDir, out: &Path, level: u32, progress: Progress) -> Resul
         .unwrap_or_else(|| "run".into());
     let folder = format!("pcam-bundle-{name}");
     let config = run.config()?;
-    let binary = std::env::current_exe().map_err(|e| {
-        Error::Usage(format!(
-            "bundle: cannot locate the running pcam binary: {e}"
-        ))
-    })?;
+    if !binary.is_file() {
+        return Err(Error::NotFound {
+            path: binary.to_path_buf(),
+        });
+    }
 
     let mut entries = Vec::new();
     let mut checkpoints = Vec::new();
@@ -300,9 +307,9 @@ pub fn bundle(run: &RunDir, out: &Path, level: u32, progress: Progress) -> Resul
             entries.push(Entry::file(format!("run/{f}"), &p, 0o644)?);
         }
     }
-    entries.push(Entry::file("bin/pcam".into(), &binary, 0o755)?);
+    entries.push(Entry::file("bin/pcam".into(), binary, 0o755)?);
 
-    let libs = libraries(&binary)?;
+    let libs = libraries(binary)?;
     let (mut glibc, mut glibcxx) = (None, None);
     let mut tsv = String::from("soname\tbytes\tsha256\torigin\n");
     let mut library_bytes = 0;
@@ -328,7 +335,7 @@ pub fn bundle(run: &RunDir, out: &Path, level: u32, progress: Progress) -> Resul
         entries.push(e);
         bar.inc(1);
     }
-    let bin_bytes = std::fs::read(&binary).map_err(|e| Error::io(&binary, "reading binary", e))?;
+    let bin_bytes = std::fs::read(binary).map_err(|e| Error::io(binary, "reading binary", e))?;
     glibc = glibc.max(highest_version_tag(&bin_bytes, "GLIBC_"));
     glibcxx = glibcxx.max(highest_version_tag(&bin_bytes, "GLIBCXX_"));
     bar.finish_and_clear();

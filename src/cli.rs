@@ -942,7 +942,8 @@ pub fn run(cli: Cli) -> Result<()> {
                 )
                 .into());
             }
-            let r = pcam::bundle::bundle(&run, &out, level, progress)?;
+            let me = std::env::current_exe().context("locating the running pcam binary")?;
+            let r = pcam::bundle::bundle(&run, &me, &out, level, progress)?;
             println!(
                 "{}: {} files ({} libraries), {:.0} MiB packed into {:.0} MiB, sha256 {}; needs {}{}",
                 r.out.display(),

@@ -57,6 +57,38 @@ fn gzip_file_under_an_h5_name() {
     inspect_fails(d.path(), &["train_x.h5", "gzip-compressed", ".h5.gz"]);
 }
 
+/// The first 256 bytes of an x file that `make fuzz` found (the rest zeros, 93,767 bytes in
+/// all): its root group's local heap claims a size that makes libhdf5 1.10 copy past its
+/// buffer inside `H5Dopen` — a SIGSEGV in the C library, which pcam must turn into one line.
+const HDF5_CRASHER: &str = "894844460d0a1a0a000000000008080004001000000000000000000000000000ffffffffffffffffb66d010000000000\
+    ffffffffffffffff0000000000000000600000000000000001000000000000008800000000000000a802000000000000\
+    0100010001000000180000000000000011001000000000008800000000000000ffffffffffffffffffffffffffffffff\
+    ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff\
+    ffffffffffffffffffffffffffffffffffffffffffffffffffffffa8020000000000005452454500000100ffffffffff\
+    ffffffffffffffffffffff0000000000";
+
+#[test]
+fn a_file_that_crashes_the_hdf5_library() {
+    let d = tmp();
+    valid_split(d.path(), "train", 2);
+    let hex: String = HDF5_CRASHER.split_whitespace().collect();
+    let mut bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    assert_eq!(bytes.len(), 256);
+    bytes.resize(93_767, 0);
+    std::fs::write(d.path().join(x_name("train")), &bytes).unwrap();
+    inspect_fails(
+        d.path(),
+        &[
+            "train_x.h5",
+            "corrupt HDF5 file",
+            "HDF5 library crashed (signal 11)",
+        ],
+    );
+}
+
 #[test]
 fn truncated_file() {
     let d = tmp();

@@ -157,6 +157,23 @@ fn three_seeds_are_logged_live_with_evaluations_and_read_back_complete() {
         assert_eq!(state(r)["servers"][&server.url]["synced"], true, "{r:?}");
     }
 
+    // The logging benchmark against the same server: batched and one-per-request rates.
+    let o = pcam(
+        d.path(),
+        &[
+            "bench",
+            "tracking",
+            "--uri",
+            &server.url,
+            "--points",
+            "2000",
+            "--single",
+            "20",
+        ],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.contains("points/s"), "{}", o.stdout);
+
     // A later evaluation (with figures) reaches the server the run was logged to, with
     // no tracking variable set.
     let o = pcam(

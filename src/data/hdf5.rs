@@ -570,6 +570,7 @@ fn to_u8<T: Pixel>(raw: &[T], start: usize, policy: InvalidPolicy, path: &Path) 
 /// Opens an HDF5 file read-only after checking it is one, with a bounded chunk cache.
 pub fn open_file(path: &Path, chunk_cache_mb: usize) -> Result<hdf5::File> {
     check_signature(path)?;
+    probe_in_child(path)?;
     hdf5::File::with_options()
         .with_fapl(|p| p.chunk_cache(521, chunk_cache_mb.max(1) << 20, 1.0))
         .open(path)
@@ -588,6 +589,84 @@ pub fn open_file(path: &Path, chunk_cache_mb: usize) -> Result<hdf5::File> {
                 }
             }
         })
+}
+
+/// Walks the file's structure — every root dataset's shape, type, filters and chunk index —
+/// in a forked child before this process opens it. A malformed file can crash the HDF5 C
+/// library itself (fuzzing found one: a corrupt local-heap size made libhdf5 1.10 copy past
+/// its buffer inside `H5Dopen`, a SIGSEGV); in the child, that crash becomes a one-line error
+/// here. Any ordinary failure is left to the real open, which reports it properly.
+fn probe_in_child(path: &Path) -> Result<()> {
+    // Forked while holding HDF5's (reentrant) lock, so the child never inherits it held by
+    // another thread; the child is single-threaded and leaves with `_exit`.
+    // SAFETY: the child only calls HDF5 through its lock and allocates (glibc's fork keeps
+    // malloc usable), then `_exit`s without running destructors or atexit handlers.
+    let pid = hdf5::sync::sync(|| unsafe { libc::fork() });
+    if pid == 0 {
+        let code = if walk_structure(path).is_some() { 0 } else { 1 };
+        unsafe { libc::_exit(code) }
+    }
+    if pid < 0 {
+        return Ok(()); // cannot fork (limits): open without the probe
+    }
+    let mut status = 0;
+    // SAFETY: `pid` is our child; `status` is a valid out-pointer.
+    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {
+        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return Ok(());
+        }
+    }
+    if libc::WIFSIGNALED(status) {
+        let sig = libc::WTERMSIG(status);
+        return Err(Error::bad_file(
+            path,
+            format!(
+                "corrupt HDF5 file: the HDF5 library crashed (signal {sig}) reading its structure; re-copy or re-download it"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// What the probe child does: open the file and every dataset at its root, read their
+/// metadata and look up every chunk. `None` on any ordinary error.
+fn walk_structure(path: &Path) -> Option<()> {
+    let f = hdf5::File::open(path).ok()?;
+    for name in f.member_names().ok()? {
+        let Ok(ds) = f.dataset(&name) else { continue };
+        let _ = (ds.shape(), ds.dtype().ok()?.to_descriptor(), ds.filters());
+        if ds.chunk().is_none() {
+            continue;
+        }
+        hdf5::sync::sync(|| unsafe {
+            let space = hdf5_sys::h5d::H5Dget_space(ds.id());
+            let mut n: hdf5_sys::h5::hsize_t = 0;
+            if space >= 0 && hdf5_sys::h5d::H5Dget_num_chunks(ds.id(), space, &mut n) >= 0 {
+                let mut offset = [0 as hdf5_sys::h5::hsize_t; 8];
+                let (mut mask, mut addr, mut size) = (0u32, 0u64, 0u64);
+                for i in 0..n.min(1 << 20) {
+                    // SAFETY: `ds` is open and chunked; `offset` holds its rank (≤ 8).
+                    if ds.ndim() > offset.len()
+                        || hdf5_sys::h5d::H5Dget_chunk_info(
+                            ds.id(),
+                            space,
+                            i,
+                            offset.as_mut_ptr(),
+                            &mut mask,
+                            &mut addr,
+                            &mut size,
+                        ) < 0
+                    {
+                        break;
+                    }
+                }
+            }
+            if space >= 0 {
+                hdf5_sys::h5s::H5Sclose(space);
+            }
+        });
+    }
+    Some(())
 }
 
 /// Rejects missing, empty, gzipped and non-HDF5 files before HDF5 sees them.

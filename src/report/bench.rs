@@ -7,7 +7,6 @@ use super::{Figure, Table};
 use crate::bench::throughput::{Mode, Report};
 use crate::error::{Error, Result};
 use plotters::prelude::*;
-use polars::prelude::{Column, DataFrame};
 use std::path::{Path, PathBuf};
 
 /// Every `pcam bench throughput` result file in `dir` (sorted by name), read.
@@ -452,13 +451,5 @@ pub fn comparison_table(path: &Path) -> Result<Table> {
 }
 
 fn frame(names: &[&str], cols: Vec<Vec<String>>, caption: &str) -> Result<Table> {
-    let df = DataFrame::new_infer_height(
-        names
-            .iter()
-            .zip(cols)
-            .map(|(n, c)| Column::new((*n).into(), c))
-            .collect(),
-    )
-    .map_err(|e| Error::Usage(format!("building a bench table: {e}")))?;
-    Ok(Table::new(df).caption(caption))
+    Table::from_strings(names, cols, caption)
 }

@@ -6,7 +6,9 @@
 
 pub mod bench;
 pub mod charts;
+pub mod ci;
 pub mod dataset;
+pub mod docs;
 pub mod evaluation;
 pub mod figure;
 pub mod search;

@@ -19,6 +19,19 @@ impl Table {
         Table { df, caption: None }
     }
 
+    /// A table of text columns named `names`, with `caption`.
+    pub fn from_strings(names: &[&str], cols: Vec<Vec<String>>, caption: &str) -> Result<Table> {
+        let df = DataFrame::new_infer_height(
+            names
+                .iter()
+                .zip(cols)
+                .map(|(n, c)| polars::prelude::Column::new((*n).into(), c))
+                .collect(),
+        )
+        .map_err(|e| crate::error::Error::Usage(format!("building a table: {e}")))?;
+        Ok(Table::new(df).caption(caption))
+    }
+
     /// Adds a caption (shown above the HTML table, below the Markdown one).
     pub fn caption(mut self, text: impl Into<String>) -> Table {
         self.caption = Some(text.into());
