@@ -56,6 +56,17 @@ $pcam predict --run "$run" data/demo/pcam/camelyonpatch_level_2_split_test_x.h5 
   --out "$out/predictions-cnn.csv"
 
 echo
+echo "== 8. the model committed in models/demo-cnn/ (journal checklist) is this CNN:"
+want=$(grep -o '"final_weights_sha256": *"[0-9a-f]*"' models/demo-cnn/metrics.json | grep -o '[0-9a-f]\{64\}')
+got=$(grep -o '"final_weights_sha256": *"[0-9a-f]*"' "$run/metrics.json" | grep -o '[0-9a-f]\{64\}')
+if [ "$want" = "$got" ]; then
+  echo "   same weights, bit for bit (sha256 $got)"
+else
+  echo "   weights differ from models/demo-cnn (sha256 $got vs $want): another CPU, thread count"
+  echo "   or library build; refresh with scripts/refresh-model.sh if this machine is the reference"
+fi
+
+echo
 echo "outputs:"
 echo "  data/demo/pcam/     synthetic PCAM, uint8 + gzip (9 files + synthetic.json)"
 echo "  data/demo/course/   synthetic course copy, float32, poisoned (ground truth in synthetic.json)"

@@ -549,7 +549,7 @@ repository, Python, an HDF5 installation or network access.
 
 ## Check
 ```sh
-tar -xzf {folder}.tar.gz && cd {folder}
+tar -xzf ARCHIVE.tar.gz && cd {folder}   # the file pcam bundle wrote
 ./check.sh          # SHA256SUMS, libraries resolve inside lib/, the binary starts
 ```
 

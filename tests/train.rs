@@ -681,3 +681,56 @@ fn ten_sigkills_at_seeded_random_points_always_resume_bitwise() {
     let r = pcam::twin::compare(&d.path().join("full"), &run).unwrap();
     assert!(r.identical, "{}", r.to_text());
 }
+
+/// The checkpoint committed in `models/demo-cnn/` (the journal's final checklist) loads and
+/// predicts with this pcam, at its stored threshold, and its config still hashes to the
+/// recorded SHA-256.
+#[test]
+fn the_committed_demo_model_predicts() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let model = root.join("models/demo-cnn");
+    let d = tempfile::tempdir().unwrap();
+    dataset(d.path());
+    let o = pcam(
+        d.path(),
+        &[
+            "predict",
+            "--run",
+            model.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--out",
+            "p.csv",
+            "d/camelyonpatch_level_2_split_test_x.h5",
+        ],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stdout.contains("run's threshold") || o.stdout.contains("max_f2"),
+        "{}",
+        o.stdout
+    );
+    assert!(o.stdout.contains("SYNTHETIC"), "{}", o.stdout);
+    let rows = csv_rows(&d.path().join("p.csv"));
+    assert_eq!(rows.len(), 32);
+    for r in &rows {
+        let p: f32 = r[2].parse().unwrap();
+        assert!((0.0..=1.0).contains(&p), "{r:?}");
+    }
+    let o = pcam(
+        d.path(),
+        &[
+            "config",
+            "show",
+            "--config",
+            model.join("config.yaml").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let recorded = std::fs::read_to_string(model.join("config.sha256")).unwrap();
+    assert!(
+        o.stdout
+            .contains(recorded.split_whitespace().next().unwrap()),
+        "config.yaml no longer resolves to config.sha256"
+    );
+}

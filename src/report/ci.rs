@@ -54,7 +54,12 @@ pub fn make_targets(script: &str) -> Vec<String> {
     for line in script.lines() {
         let line = line.split('#').next().unwrap_or("");
         for cmd in line.split([';', '&', '|']) {
-            let mut words = cmd.split_whitespace();
+            // leading `VAR=value` assignments belong to the command
+            let mut words = cmd.split_whitespace().skip_while(|w| {
+                w.split_once('=').is_some_and(|(k, _)| {
+                    !k.is_empty() && k.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+                })
+            });
             if words.next() == Some("make") {
                 out.extend(
                     words
@@ -384,7 +389,7 @@ jobs:
     #[test]
     fn make_targets_stop_at_options_and_assignments() {
         assert_eq!(
-            make_targets("make a b -j2; echo make x\nmake c V=1 && make d"),
+            make_targets("make a b -j2; echo make x\nmake c V=1 && FUZZ_SECONDS=9 make d"),
             ["a", "b", "c", "d"]
         );
     }

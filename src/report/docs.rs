@@ -337,10 +337,10 @@ pub fn commands_table(a: &ReadmeAudit) -> Result<Table> {
         cols[0].push(c.section.clone());
         cols[1].push(format!("`{}`", c.key));
         cols[2].push(c.line.to_string());
-        cols[3].push(if c.evidence.is_empty() {
-            "NOT EXERCISED".into()
-        } else {
-            c.evidence.join(", ")
+        cols[3].push(match c.evidence.len() {
+            0 => "NOT EXERCISED".into(),
+            1..=3 => c.evidence.join(", "),
+            n => format!("{} (+{} more)", c.evidence[..3].join(", "), n - 3),
         });
     }
     let missing = a.unexercised().len();
