@@ -10,6 +10,7 @@ run=${1:-$(awk '/^run /{print $2}' runs/demo/train-cnn.txt)}
 dest=models/demo-cnn
 tmp=$(mktemp -d models/.demo-cnn.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
+chmod 755 "$tmp"
 mkdir -p "$tmp/checkpoints" "$tmp/history"
 cp "$run"/{config.yaml,config.sha256,manifest.json,metrics.json,threshold.json,eval-test.json} "$tmp/"
 cp "$run/checkpoints/best.ckpt" "$tmp/checkpoints/"

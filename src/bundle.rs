@@ -344,12 +344,7 @@ pub fn bundle(
         .ok()
         .filter(|t| t.source != "default")
         .map(|t| t.threshold);
-    let data_synthetic = crate::data::synth::note(&config.data.dir).or_else(|| {
-        // the run's own record, when the data folder is not beside it any more
-        let m = std::fs::read_to_string(run.path.join("manifest.json")).ok()?;
-        let v: serde_json::Value = serde_json::from_str(&m).ok()?;
-        v["data_synthetic"].as_str().map(str::to_string)
-    });
+    let data_synthetic = run.data_synthetic(&config.data.dir);
     let manifest = Manifest {
         pcam_version: env!("CARGO_PKG_VERSION"),
         run: name.clone(),
@@ -541,6 +536,7 @@ fn readme(m: &Manifest) -> String {
         .filter_map(|v| v.as_deref())
         .collect::<Vec<_>>()
         .join(", ");
+    let folder = format!("pcam-bundle-{}", m.run);
     format!(
         r#"# pcam {version} — offline bundle of run `{run}`
 {synthetic}
@@ -577,7 +573,6 @@ config, manifest, metrics, threshold, checkpoints), `BUNDLE.json`, `LIBRARIES.ts
 "#,
         version = m.pcam_version,
         run = m.run,
-        folder = format!("pcam-bundle-{}", m.run),
         checkpoints = m.checkpoints.join(", "),
         libraries = m.libraries,
         mib = m.library_bytes / (1 << 20),

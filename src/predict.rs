@@ -240,7 +240,7 @@ pub fn predict(
         tiles,
         positives,
         dropped,
-        data_synthetic: crate::data::synth::note(&c.data.dir),
+        data_synthetic: run.data_synthetic(&c.data.dir),
     })
 }
 

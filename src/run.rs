@@ -80,6 +80,17 @@ impl RunDir {
             .ok_or_else(|| Error::bad_file(&p, "no final_weights_sha256"))
     }
 
+    /// The synthetic-data note of the data this run was trained on: the run's own record
+    /// (`manifest.json`), else the note of `data_dir` (a run folder moved without its data,
+    /// or one written before manifests recorded it, keeps its label either way).
+    pub fn data_synthetic(&self, data_dir: &Path) -> Option<String> {
+        std::fs::read_to_string(self.path.join("manifest.json"))
+            .ok()
+            .and_then(|m| serde_json::from_str::<serde_json::Value>(&m).ok())
+            .and_then(|v| v["data_synthetic"].as_str().map(str::to_string))
+            .or_else(|| crate::data::synth::note(data_dir))
+    }
+
     /// `checkpoints/<which>.ckpt`.
     pub fn checkpoint(&self, which: &str) -> PathBuf {
         self.path.join("checkpoints").join(format!("{which}.ckpt"))
