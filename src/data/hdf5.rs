@@ -597,10 +597,11 @@ pub fn open_file(path: &Path, chunk_cache_mb: usize) -> Result<hdf5::File> {
 /// its buffer inside `H5Dopen`, a SIGSEGV); in the child, that crash becomes a one-line error
 /// here. Any ordinary failure is left to the real open, which reports it properly.
 fn probe_in_child(path: &Path) -> Result<()> {
-    // Forked while holding HDF5's (reentrant) lock, so the child never inherits it held by
-    // another thread; the child is single-threaded and leaves with `_exit`.
-    // SAFETY: the child only calls HDF5 through its lock and allocates (glibc's fork keeps
-    // malloc usable), then `_exit`s without running destructors or atexit handlers.
+    // Forked while holding HDF5's lock, so no other thread is inside the library and its
+    // state is consistent in the child.
+    // SAFETY: the child only makes raw HDF5 calls (no lock: see `walk_structure`) and
+    // allocates (glibc's fork keeps malloc usable), then `_exit`s without running
+    // destructors or atexit handlers.
     let pid = hdf5::sync::sync(|| unsafe { libc::fork() });
     if pid == 0 {
         let code = if walk_structure(path).is_some() { 0 } else { 1 };
@@ -629,44 +630,102 @@ fn probe_in_child(path: &Path) -> Result<()> {
 }
 
 /// What the probe child does: open the file and every dataset at its root, read their
-/// metadata and look up every chunk. `None` on any ordinary error.
+/// metadata and look up every chunk. `None` on any ordinary error. Raw HDF5 calls without
+/// the hdf5 crate's lock: the child is single-threaded, and a lock word copied from the
+/// parent (another thread parked on it at the fork) would never be released here.
 fn walk_structure(path: &Path) -> Option<()> {
-    let f = hdf5::File::open(path).ok()?;
-    for name in f.member_names().ok()? {
-        let Ok(ds) = f.dataset(&name) else { continue };
-        let _ = (ds.shape(), ds.dtype().ok()?.to_descriptor(), ds.filters());
-        if ds.chunk().is_none() {
-            continue;
+    use hdf5_sys::{h5, h5f, h5g, h5l, h5p};
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let dot = c".";
+    // SAFETY: single-threaded child; every id is checked before use and closed after.
+    unsafe {
+        let f = h5f::H5Fopen(c_path.as_ptr(), h5f::H5F_ACC_RDONLY, h5p::H5P_DEFAULT);
+        if f < 0 {
+            return None;
         }
-        hdf5::sync::sync(|| unsafe {
-            let space = hdf5_sys::h5d::H5Dget_space(ds.id());
-            let mut n: hdf5_sys::h5::hsize_t = 0;
-            if space >= 0 && hdf5_sys::h5d::H5Dget_num_chunks(ds.id(), space, &mut n) >= 0 {
-                let mut offset = [0 as hdf5_sys::h5::hsize_t; 8];
-                let (mut mask, mut addr, mut size) = (0u32, 0u64, 0u64);
-                for i in 0..n.min(1 << 20) {
-                    // SAFETY: `ds` is open and chunked; `offset` holds its rank (≤ 8).
-                    if ds.ndim() > offset.len()
-                        || hdf5_sys::h5d::H5Dget_chunk_info(
-                            ds.id(),
-                            space,
-                            i,
-                            offset.as_mut_ptr(),
-                            &mut mask,
-                            &mut addr,
-                            &mut size,
-                        ) < 0
-                    {
-                        break;
-                    }
+        // the datasets pcam opens by name, then every link at the root
+        let mut names: Vec<Vec<std::ffi::c_char>> = [c"x", c"y"]
+            .iter()
+            .map(|n| {
+                n.to_bytes_with_nul()
+                    .iter()
+                    .map(|&b| b as std::ffi::c_char)
+                    .collect()
+            })
+            .collect();
+        let mut info = h5g::H5G_info_t::default();
+        if h5g::H5Gget_info(f, &mut info) >= 0 {
+            for i in 0..info.nlinks.min(1024) {
+                let mut name = vec![0 as std::ffi::c_char; 256];
+                if h5l::H5Lget_name_by_idx(
+                    f,
+                    dot.as_ptr(),
+                    h5::H5_index_t::H5_INDEX_NAME,
+                    h5::H5_iter_order_t::H5_ITER_INC,
+                    i,
+                    name.as_mut_ptr(),
+                    name.len(),
+                    h5p::H5P_DEFAULT,
+                ) >= 0
+                {
+                    names.push(name);
                 }
             }
-            if space >= 0 {
-                hdf5_sys::h5s::H5Sclose(space);
-            }
-        });
+        }
+        for name in &names {
+            walk_dataset(f, name.as_ptr());
+        }
+        h5f::H5Fclose(f);
     }
     Some(())
+}
+
+/// One dataset of [`walk_structure`]: type, space, layout and every chunk's index entry.
+///
+/// # Safety
+/// `f` is an open file id and `name` a NUL-terminated string, in the probe child only.
+unsafe fn walk_dataset(f: hdf5_sys::h5i::hid_t, name: *const std::ffi::c_char) {
+    use hdf5_sys::{h5, h5d, h5p, h5s, h5t};
+    let ds = h5d::H5Dopen2(f, name, h5p::H5P_DEFAULT);
+    if ds < 0 {
+        return;
+    }
+    let ty = h5d::H5Dget_type(ds);
+    if ty >= 0 {
+        h5t::H5Tget_size(ty);
+        h5t::H5Tclose(ty);
+    }
+    let space = h5d::H5Dget_space(ds);
+    let plist = h5d::H5Dget_create_plist(ds);
+    let chunked = plist >= 0 && h5p::H5Pget_layout(plist) == h5d::H5D_layout_t::H5D_CHUNKED;
+    if plist >= 0 {
+        h5p::H5Pclose(plist);
+    }
+    if space >= 0 {
+        let ndims = h5s::H5Sget_simple_extent_ndims(space);
+        let mut num: h5::hsize_t = 0;
+        if chunked && (0..=8).contains(&ndims) && h5d::H5Dget_num_chunks(ds, space, &mut num) >= 0 {
+            let mut offset = [0 as h5::hsize_t; 8];
+            let (mut mask, mut addr, mut size) = (0u32, 0u64, 0u64);
+            for k in 0..num.min(1 << 20) {
+                if h5d::H5Dget_chunk_info(
+                    ds,
+                    space,
+                    k,
+                    offset.as_mut_ptr(),
+                    &mut mask,
+                    &mut addr,
+                    &mut size,
+                ) < 0
+                {
+                    break;
+                }
+            }
+        }
+        h5s::H5Sclose(space);
+    }
+    h5d::H5Dclose(ds);
 }
 
 /// Rejects missing, empty, gzipped and non-HDF5 files before HDF5 sees them.
