@@ -307,7 +307,6 @@ pub fn bundle(
             entries.push(Entry::file(format!("run/{f}"), &p, 0o644)?);
         }
     }
-    entries.push(Entry::file("bin/pcam".into(), binary, 0o755)?);
 
     let libs = libraries(binary)?;
     let (mut glibc, mut glibcxx) = (None, None);
@@ -338,6 +337,10 @@ pub fn bundle(
     let bin_bytes = std::fs::read(binary).map_err(|e| Error::io(binary, "reading binary", e))?;
     glibc = glibc.max(highest_version_tag(&bin_bytes, "GLIBC_"));
     glibcxx = glibcxx.max(highest_version_tag(&bin_bytes, "GLIBCXX_"));
+    // hashed from the bytes just read, not read a second time for SHA256SUMS
+    let mut bin = Entry::file("bin/pcam".into(), binary, 0o755)?;
+    bin.sha256 = Some(crate::fsutil::sha256_hex(&bin_bytes));
+    entries.push(bin);
     bar.finish_and_clear();
 
     let threshold = crate::eval::run_threshold(run)

@@ -265,7 +265,7 @@ pub fn batch1_table(reports: &[(PathBuf, Report)]) -> Result<Table> {
         );
     }
     let synthetic = reports.iter().any(|(_, r)| r.data_synthetic.is_some());
-    frame(
+    Table::from_strings(
         &[
             "Partition",
             "Node type",
@@ -337,7 +337,7 @@ pub fn scaling_table(reports: &[(PathBuf, Report)]) -> Result<Table> {
             }
         }
     }
-    frame(
+    Table::from_strings(
         &[
             "where",
             "model, mode",
@@ -378,7 +378,7 @@ pub fn bottleneck_table(report: &Report, batches: &[usize]) -> Result<Table> {
             100.0 * row.images_per_second / row.compute_only_images_per_second
         ));
     }
-    frame(
+    Table::from_strings(
         &[
             "model, mode",
             "batch",
@@ -437,7 +437,7 @@ pub fn comparison_table(path: &Path) -> Result<Table> {
             ""
         }
     );
-    frame(
+    Table::from_strings(
         &[
             "model",
             "pcam img/s",
@@ -448,8 +448,4 @@ pub fn comparison_table(path: &Path) -> Result<Table> {
         cols,
         &caption,
     )
-}
-
-fn frame(names: &[&str], cols: Vec<Vec<String>>, caption: &str) -> Result<Table> {
-    Table::from_strings(names, cols, caption)
 }
