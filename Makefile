@@ -4,7 +4,7 @@ SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 
 .DEFAULT_GOAL := help
-.PHONY: help setup build check demo test test-slow test-slurm fuzz bench bench-compare lint fmt clean notebooks notebooks-check journal-check mlflow mlflow-stop
+.PHONY: help setup build check demo test test-slow test-root test-slurm fuzz bench bench-compare lint fmt clean notebooks notebooks-check journal-check mlflow mlflow-stop
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -14,7 +14,7 @@ setup: ## Install Debian packages, .venv with pip torch, build target/release/pc
 
 build: setup ## Same as setup: the release binary, up to date
 
-check: ## What CI runs (.ci/run, .github/workflows/ci.yml): lint, test, test-slurm, demo, notebooks-check, journal-check
+check: ## What CI runs (.ci/run, .github/workflows/ci.yml): test, lint, test-root, demo, notebooks-check, journal-check
 	@.ci/run
 
 demo: setup ## Run the main job on the embedded defaults (synthetic data)
@@ -23,15 +23,23 @@ demo: setup ## Run the main job on the embedded defaults (synthetic data)
 test: setup ## Unit and integration tests (fast; slow and GPU tests are separate)
 	@$(ENV) cargo test --release --locked
 
-test-slow: setup ## Tests marked slow or GPU (#[ignore] with a reason), the Slurm test included, then make fuzz
+test-slow: setup ## Tests marked slow, GPU or root (#[ignore] with a reason), then make fuzz
 	@$(ENV) cargo test --release --locked -- --ignored
 	@scripts/fuzz.sh
+
+# scripts/need-root.sh exits 3 for "skip visibly" (a normal user outside CI), 1 under CI.
+test-root: setup ## Tests that need root: the full-disk case and the Slurm scripts on a real Slurm
+	@rc=0; scripts/need-root.sh "make test-root (full disk, Slurm)" || rc=$$?; \
+	if [ $$rc = 0 ]; then $(ENV) cargo test --release --locked --test corpus --test slurm -- --ignored; \
+	elif [ $$rc != 3 ]; then exit $$rc; fi
 
 fuzz: setup ## cargo-fuzz on the config resolver and the HDF5 reader, FUZZ_SECONDS per target (default 60)
 	@scripts/fuzz.sh
 
 test-slurm: setup ## The slurm/ scripts on a real one-node Slurm started here (root; installs slurm-wlm)
-	@$(ENV) cargo test --release --locked --test slurm -- --ignored
+	@rc=0; scripts/need-root.sh "make test-slurm" || rc=$$?; \
+	if [ $$rc = 0 ]; then $(ENV) cargo test --release --locked --test slurm -- --ignored; \
+	elif [ $$rc != 3 ]; then exit $$rc; fi
 
 notebooks: setup ## Install evcxr + Jupyter tools, execute every notebook in place, render journal tables
 	@scripts/notebooks.sh run

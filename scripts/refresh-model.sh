@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Refreshes models/demo-cnn/ (the checkpoint committed for the journal's final checklist)
 # from the newest demo CNN run of `make demo`: what predict and bundle need (resolved config
-# and hash, manifest, metrics, threshold, evaluation, epoch history, best checkpoint).
+# and hash, manifest, metrics, threshold, evaluation with its per-tile predictions (what
+# `make demo` re-evaluates against), epoch history, best checkpoint).
 # The model is trained on SYNTHETIC data. With real PCAM, point it at the Q5.2 champion.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,7 @@ tmp=$(mktemp -d models/.demo-cnn.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 chmod 755 "$tmp"
 mkdir -p "$tmp/checkpoints" "$tmp/history"
-cp "$run"/{config.yaml,config.sha256,manifest.json,metrics.json,threshold.json,eval-test.json} "$tmp/"
+cp "$run"/{config.yaml,config.sha256,manifest.json,metrics.json,threshold.json,eval-test.json,predictions-test.csv} "$tmp/"
 cp "$run/checkpoints/best.ckpt" "$tmp/checkpoints/"
 cp "$run/history/epochs.csv" "$tmp/history/"
 rm -rf "$dest" && mv "$tmp" "$dest"

@@ -69,6 +69,21 @@ pub enum Command {
         /// flags): slices-<split>.json and .md, worst slices first.
         #[arg(long)]
         slices: bool,
+        /// Then compare with the evaluation stored in this run folder (a reference run of
+        /// the same checkpoint, e.g. models/demo-cnn): the same tiles, probabilities within
+        /// --probability-tolerance, ROC-AUC/AP/log loss/Brier within --metric-tolerance, the same
+        /// decisions except within --margin of the threshold; fails otherwise.
+        #[arg(long, value_name = "REF_RUN_DIR")]
+        expect: Option<PathBuf>,
+        /// Largest |Δ probability| of a tile allowed by --expect.
+        #[arg(long, default_value_t = 1e-4, requires = "expect")]
+        probability_tolerance: f64,
+        /// Largest |Δ| of a threshold-free metric allowed by --expect.
+        #[arg(long, default_value_t = 1e-4, requires = "expect")]
+        metric_tolerance: f64,
+        /// Tiles this close to the threshold may change their decision under --expect.
+        #[arg(long, default_value_t = 1e-3, requires = "expect")]
+        margin: f64,
     },
     /// Predict tumour probability for new tiles with a finished run's model.
     Predict {
@@ -810,10 +825,36 @@ pub fn run(cli: Cli) -> Result<()> {
             choose_threshold,
             baselines,
             slices,
+            expect,
+            probability_tolerance,
+            metric_tolerance,
+            margin,
         } => {
             let run = pcam::run::RunDir::open(&run)?;
+            let reference = expect.as_deref().map(pcam::run::RunDir::open).transpose()?;
             let r =
                 pcam::eval::evaluate_with(&run, split, &checkpoint, choose_threshold, progress)?;
+            if let Some(reference) = reference {
+                let tol = pcam::eval::Tolerance {
+                    probability: probability_tolerance,
+                    metric: metric_tolerance,
+                    margin,
+                };
+                let a = pcam::eval::agreement(&run, &reference, split, &tol)?;
+                print!(
+                    "agreement with {}:\n{}",
+                    reference.path.display(),
+                    a.to_text(&tol)
+                );
+                if !a.failures.is_empty() {
+                    anyhow::bail!(
+                        "{} does not reproduce {} within tolerance: {}",
+                        run.path.display(),
+                        reference.path.display(),
+                        a.failures.join("; ")
+                    );
+                }
+            }
             if slices {
                 let sr = pcam::slicing::slice(&run, split, progress)?;
                 println!(

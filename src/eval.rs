@@ -53,7 +53,7 @@ pub fn check_threshold(t: f32) -> std::result::Result<(), String> {
 }
 
 /// What `pcam eval` reports.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EvalReport {
     pub run: std::path::PathBuf,
     pub split: SplitName,
@@ -342,6 +342,159 @@ fn intervals(
         .collect()
 }
 
+/// How closely a re-evaluation must agree with a reference evaluation of the same
+/// checkpoint (see [`agreement`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tolerance {
+    /// Largest allowed |Δ probability| of one tile.
+    pub probability: f64,
+    /// Largest allowed |Δ| of a threshold-free metric (ROC-AUC, AP, log loss, Brier).
+    pub metric: f64,
+    /// Tiles whose reference probability lies within this distance of the threshold may
+    /// change their decision; no other tile may.
+    pub margin: f64,
+}
+
+/// What [`agreement`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Agreement {
+    pub tiles: usize,
+    pub max_probability_diff: f64,
+    /// (metric, reference, fresh), for the threshold-free metrics.
+    pub metrics: Vec<(&'static str, f64, f64)>,
+    /// Tiles within the margin of the threshold (allowed to flip).
+    pub near_threshold: usize,
+    /// Tiles whose decision differs, and of those, how many lie outside the margin.
+    pub flipped: usize,
+    pub flipped_outside_margin: usize,
+    /// Reference and fresh confusion at the threshold.
+    pub confusion: (Confusion, Confusion),
+    /// Every violation of the tolerance, one line each (empty: agreement).
+    pub failures: Vec<String>,
+}
+
+impl Agreement {
+    /// A short report, one line per check.
+    pub fn to_text(&self, tol: &Tolerance) -> String {
+        let mut o = format!(
+            "{} tiles: largest |Δp| {:.2e} (tolerance {:.0e})\n",
+            self.tiles, self.max_probability_diff, tol.probability
+        );
+        for (m, a, b) in &self.metrics {
+            o += &format!(
+                "{m}: reference {a:.6}, now {b:.6}, |Δ| {:.2e} (tolerance {:.0e})\n",
+                (a - b).abs(),
+                tol.metric
+            );
+        }
+        o += &format!(
+            "decisions: {} of {} tiles differ, {} outside the margin ±{} of the threshold ({} tiles inside it)\n",
+            self.flipped, self.tiles, self.flipped_outside_margin, tol.margin, self.near_threshold
+        );
+        o += &format!(
+            "confusion: reference {:?}, now {:?}\n",
+            self.confusion.0, self.confusion.1
+        );
+        o
+    }
+}
+
+/// Compares the evaluation of `fresh` on `split` (its `eval-<split>.json` and
+/// `predictions-<split>.csv`) with the same files of `reference`: the same tiles, each
+/// probability within `tol.probability`, the threshold-free metrics within `tol.metric`,
+/// the same threshold, and the same decision for every tile except those within
+/// `tol.margin` of the threshold. Across CPU families the same weights give probabilities
+/// that differ in the last bits, so this is the check that holds on every machine.
+pub fn agreement(
+    fresh: &RunDir,
+    reference: &RunDir,
+    split: SplitName,
+    tol: &Tolerance,
+) -> Result<Agreement> {
+    let read_report = |run: &RunDir| -> Result<EvalReport> {
+        let p = run.path.join(format!("eval-{split}.json"));
+        let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, "reading", e))?;
+        serde_json::from_str(&text).map_err(|e| Error::bad_file(&p, e.to_string()))
+    };
+    let (ra, rb) = (read_report(reference)?, read_report(fresh)?);
+    let (pa, pb) = (
+        read_predictions(reference, split)?,
+        read_predictions(fresh, split)?,
+    );
+    let ref_csv = reference.path.join(format!("predictions-{split}.csv"));
+    if pa.at != pb.at || pa.labels != pb.labels {
+        return Err(Error::bad_file(
+            ref_csv,
+            format!(
+                "not the same tiles and labels as {}: another data set",
+                fresh.path.display()
+            ),
+        ));
+    }
+    let mut failures = vec![];
+    let t = ra.threshold.threshold;
+    if t != rb.threshold.threshold {
+        failures.push(format!(
+            "threshold {} differs from the reference {t}",
+            rb.threshold.threshold
+        ));
+    }
+    let (mut max_diff, mut near, mut flipped, mut outside) = (0.0f64, 0, 0, 0);
+    for (i, (&a, &b)) in pa.probs.iter().zip(&pb.probs).enumerate() {
+        let d = (a as f64 - b as f64).abs();
+        max_diff = max_diff.max(d);
+        let inside = (a as f64 - t as f64).abs() <= tol.margin;
+        near += inside as usize;
+        if (a >= t) != (b >= t) {
+            flipped += 1;
+            if !inside {
+                outside += 1;
+                failures.push(format!(
+                    "tile {}:{} changed its decision: {a} -> {b} at threshold {t}",
+                    pa.at[i].0, pa.at[i].1
+                ));
+            }
+        }
+    }
+    if max_diff > tol.probability {
+        failures.push(format!(
+            "largest probability difference {max_diff:.2e} exceeds {:.0e}",
+            tol.probability
+        ));
+    }
+    let pairs = [
+        ("roc_auc", ra.roc_auc, rb.roc_auc),
+        (
+            "average_precision",
+            ra.average_precision,
+            rb.average_precision,
+        ),
+        ("log_loss", Some(ra.log_loss), Some(rb.log_loss)),
+        ("brier", Some(ra.brier), Some(rb.brier)),
+    ];
+    let mut metrics = vec![];
+    for (m, a, b) in pairs {
+        let (a, b) = (a.unwrap_or(f64::NAN), b.unwrap_or(f64::NAN));
+        if !((a - b).abs() <= tol.metric || (a.is_nan() && b.is_nan())) {
+            failures.push(format!(
+                "{m}: {b} vs reference {a} (tolerance {})",
+                tol.metric
+            ));
+        }
+        metrics.push((m, a, b));
+    }
+    Ok(Agreement {
+        tiles: pa.probs.len(),
+        max_probability_diff: max_diff,
+        metrics,
+        near_threshold: near,
+        flipped,
+        flipped_outside_margin: outside,
+        confusion: (ra.confusion, rb.confusion),
+        failures,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,6 +546,137 @@ mod tests {
         assert_eq!((t.threshold, c.tp), (0.55, 3));
         let e = choose_threshold(&p, &[0; 8], &cfg(ThresholdPolicy::MaxF2), s).unwrap_err();
         assert!(e.to_string().contains("no positive tile"), "{e}");
+    }
+
+    /// A run folder holding only what [`agreement`] reads: an evaluation on test with
+    /// these probabilities (labels alternate) at threshold 0.5.
+    fn fake_eval(dir: &std::path::Path, probs: &[f32]) -> RunDir {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("config.yaml"), "seed: 1\n").unwrap();
+        let labels: Vec<u8> = (0..probs.len()).map(|i| (i % 2) as u8).collect();
+        let mut csv = String::from("file_split,file_index,label,probability\n");
+        for (i, p) in probs.iter().enumerate() {
+            csv += &format!("test,{i},{},{p:e}\n", labels[i]);
+        }
+        std::fs::write(dir.join("predictions-test.csv"), csv).unwrap();
+        let cm = Confusion::at(probs, &labels, 0.5);
+        let r = EvalReport {
+            run: dir.to_path_buf(),
+            split: SplitName::Test,
+            checkpoint: "best".into(),
+            tiles: probs.len(),
+            positives: labels.iter().filter(|&&l| l == 1).count(),
+            threshold: Threshold {
+                threshold: 0.5,
+                source: "test".into(),
+            },
+            log_loss: crate::metrics::log_loss(probs, &labels),
+            roc_auc: crate::metrics::roc_auc(probs, &labels),
+            accuracy: cm.accuracy(),
+            confusion: cm,
+            precision: cm.precision(),
+            recall: cm.recall(),
+            specificity: cm.specificity(),
+            f1: cm.f1(),
+            f2: cm.f_beta(2.0),
+            average_precision: crate::metrics::average_precision(probs, &labels),
+            pr_auc: crate::metrics::pr_auc(probs, &labels),
+            brier: crate::metrics::brier(probs, &labels),
+            ece: 0.0,
+            ci95: BTreeMap::new(),
+            data_synthetic: None,
+        };
+        std::fs::write(
+            dir.join("eval-test.json"),
+            serde_json::to_string(&r).unwrap(),
+        )
+        .unwrap();
+        RunDir::open(dir).unwrap()
+    }
+
+    #[test]
+    fn agreement_allows_last_bit_noise_and_flips_at_the_threshold_only() {
+        let d = tempfile::tempdir().unwrap();
+        let base = [0.1f32, 0.9, 0.2, 0.8, 0.3, 0.7, 0.49995, 0.6];
+        let reference = fake_eval(&d.path().join("ref"), &base);
+        let tol = Tolerance {
+            probability: 1e-4,
+            metric: 1e-4,
+            margin: 1e-3,
+        };
+        let same = fake_eval(&d.path().join("same"), &base);
+        let a = agreement(&same, &reference, SplitName::Test, &tol).unwrap();
+        assert!(a.failures.is_empty(), "{:?}", a.failures);
+        assert_eq!(
+            (a.max_probability_diff, a.flipped, a.near_threshold),
+            (0.0, 0, 1)
+        );
+
+        // Last-bit noise, and the tile at 0.49995 crossing 0.5: within the margin, allowed.
+        let mut p = base;
+        p[0] += 3e-5;
+        p[6] = 0.50003;
+        let a = agreement(
+            &fake_eval(&d.path().join("noise"), &p),
+            &reference,
+            SplitName::Test,
+            &tol,
+        )
+        .unwrap();
+        assert!(a.failures.is_empty(), "{:?}", a.failures);
+        assert_eq!((a.flipped, a.flipped_outside_margin), (1, 0));
+        assert!(
+            a.to_text(&tol).contains("1 of 8 tiles differ"),
+            "{}",
+            a.to_text(&tol)
+        );
+
+        // A probability off by more than the tolerance fails.
+        let mut p = base;
+        p[2] += 5e-4;
+        let a = agreement(
+            &fake_eval(&d.path().join("off"), &p),
+            &reference,
+            SplitName::Test,
+            &tol,
+        )
+        .unwrap();
+        assert!(
+            a.failures
+                .iter()
+                .any(|f| f.contains("largest probability difference")),
+            "{:?}",
+            a.failures
+        );
+
+        // A decision far from the threshold changing fails (and so do the metrics).
+        let mut p = base;
+        p[4] = 0.55;
+        let a = agreement(
+            &fake_eval(&d.path().join("flip"), &p),
+            &reference,
+            SplitName::Test,
+            &tol,
+        )
+        .unwrap();
+        assert_eq!(a.flipped_outside_margin, 1);
+        assert!(
+            a.failures
+                .iter()
+                .any(|f| f.contains("test:4 changed its decision")),
+            "{:?}",
+            a.failures
+        );
+
+        // Other tiles are another data set: an error, not a comparison.
+        let e = agreement(
+            &fake_eval(&d.path().join("short"), &base[..6]),
+            &reference,
+            SplitName::Test,
+            &tol,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("not the same tiles"), "{e}");
     }
 }
 

@@ -36,7 +36,7 @@ pub fn log_loss(probs: &[f32], labels: &[u8]) -> f64 {
 }
 
 /// Counts at one decision threshold (predict 1 when the score is at least the threshold).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Confusion {
     pub tp: u64,
     pub fp: u64,

@@ -7,7 +7,6 @@ mod common;
 use common::*;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 fn setup(dir: &Path, strategy: &str) {
     ok(
@@ -49,14 +48,9 @@ fn a_sweep_killed_midway_and_rerun_ends_with_the_uninterrupted_leaderboard() {
         .spawn()
         .unwrap();
     let trials = cut.path().join("runs/default/search-tiny/trials");
-    let t0 = Instant::now();
-    while !trials.join("t002/metrics.json").exists() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(120),
-            "trials never finished"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_until(&mut child, "three trials finishing", || {
+        trials.join("t002/metrics.json").exists()
+    });
     // SAFETY: kills the process group of a child this test started.
     unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
     child.wait().unwrap();

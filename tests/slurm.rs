@@ -1,9 +1,10 @@
 //! The project's own Slurm scripts on a real one-node Slurm (Debian's slurm-wlm, started
 //! by `scripts/local-slurm.sh` with partitions `thin_course` and `gpu_course`, a fake GPU):
-//! a short training and its evaluation, a 4-task search array, the benchmark on both
+//! a short training and its evaluation, the twin-run check, a training with its evaluation
+//! held by `--after`, a 4-task search array, the benchmark on both
 //! partitions and a job that fails, each submitted with `slurm/submit.sh`, waited for,
 //! and checked through what it wrote back. The daemons are stopped at the end.
-//! Slow and needs root: `make test-slurm` (in `.ci/run`).
+//! Slow and needs root: `make test-root` (in `.ci/run`; `make test-slurm` runs it alone).
 
 mod common;
 
@@ -132,16 +133,14 @@ fn is_root() -> bool {
 }
 
 #[test]
-#[ignore = "slow: starts a real one-node Slurm (root, apt) — make test-slurm"]
+#[ignore = "root: starts a real one-node Slurm (apt, slurmd) — make test-root"]
 fn project_scripts_run_on_a_real_slurm_and_write_results_back() {
-    if !is_root() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "the Slurm test needs root (slurmd runs jobs as their users); CI must run it"
-        );
-        eprintln!("skipped: the Slurm test needs root");
-        return;
-    }
+    // `make test-root` skips (visibly) for a normal user outside CI and fails in CI;
+    // run directly, the test fails rather than passing without Slurm.
+    assert!(
+        is_root(),
+        "the Slurm test needs root (slurmd runs jobs as their users): run `make test-root` as root"
+    );
     let base = tempfile::tempdir().unwrap();
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
@@ -197,6 +196,57 @@ fn project_scripts_run_on_a_real_slurm_and_write_results_back() {
     let eval = s.job(&["eval", "--wait", "--", "--run", run, "--split", "test"]);
     assert_record(w, &eval, "thin_course", "COMPLETED", 0);
     assert!(runs[0].join("eval-test.json").is_file());
+
+    // The twin-run check as one job: two trainings in the job, compared bit for bit.
+    let twin = s.job(&[
+        "twin",
+        "--wait",
+        "--",
+        "--out",
+        "twin-slurm",
+        "data.dir=data",
+        "train.epochs=1",
+        "model.hidden=[8]",
+    ]);
+    assert_record(w, &twin, "thin_course", "COMPLETED", 0);
+    let t = json(&w.join("twin-slurm/twin.json"));
+    assert_eq!(t["identical"], true, "{t}");
+    assert_eq!(t["weights_sha256"][0], t["weights_sha256"][1], "{t}");
+
+    // A training and its evaluation submitted at once: the evaluation is held (--after)
+    // until the training has succeeded, then evaluates the folder it wrote.
+    let (code, out) = s.run(&[
+        "train",
+        "--",
+        "--run-dir",
+        "runs/chained",
+        "data.dir=data",
+        "train.epochs=1",
+        "model.hidden=[8]",
+    ]);
+    assert_eq!(code, 0, "train: {out}{}", s.log_tail());
+    let first = out.trim().to_string();
+    let second = s.job(&[
+        "eval",
+        "--after",
+        &first,
+        "--wait",
+        "--",
+        "--run",
+        "runs/chained",
+        "--split",
+        "test",
+    ]);
+    assert_record(w, &first, "thin_course", "COMPLETED", 0);
+    assert_record(w, &second, "thin_course", "COMPLETED", 0);
+    let a = json(&w.join(format!("results/slurm/jobs/{first}.json")));
+    let b = json(&w.join(format!("results/slurm/jobs/{second}.json")));
+    assert!(
+        b["start_utc"].as_str().unwrap() >= a["end_utc"].as_str().unwrap(),
+        "the evaluation started before the training ended: {a} {b}"
+    );
+    let e = json(&w.join("runs/chained/eval-test.json"));
+    assert!(e["roc_auc"].is_number(), "{e}");
 
     // A 4-task search array (one round of a 4-point grid).
     let (code, out) = s.run(&["search", "--", "--config", "search.yaml", "--workers", "4"]);

@@ -7,7 +7,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 /// A server in `dir`, stopped on drop.
 struct Server {
@@ -211,7 +210,7 @@ fn server_stopped_mid_run_then_sync_leaves_nothing_missing_and_twice_changes_not
     let env = [("MLFLOW_TRACKING_URI", server.url.as_str())];
     let mut args = vec!["train", "--run-dir", "runs/r", "train.epochs=10"];
     args.extend(TINY);
-    let child = pcam_command(d.path(), &args, &env)
+    let mut child = pcam_command(d.path(), &args, &env)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -219,22 +218,14 @@ fn server_stopped_mid_run_then_sync_leaves_nothing_missing_and_twice_changes_not
     let run = d.path().join("runs/r");
     // Wait until the server has the first epoch, then freeze training while the server
     // goes down, so the outage falls mid-run whatever the machine's speed.
-    let t0 = Instant::now();
-    loop {
-        let pushed = std::fs::read_to_string(run.join("tracking.json"))
+    wait_until(&mut child, "the first epoch logged live", || {
+        std::fs::read_to_string(run.join("tracking.json"))
             .ok()
             .and_then(|t| serde_json::from_str::<Value>(&t).ok())
             .and_then(|v| v["servers"][&server.url]["epochs_pushed"].as_u64())
-            .unwrap_or(0);
-        if pushed >= 1 {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(120),
-            "no epoch logged live"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+            .unwrap_or(0)
+            >= 1
+    });
     // SAFETY: signals a child process this test owns.
     unsafe { libc::kill(child.id() as i32, libc::SIGSTOP) };
     let epochs_at_stop = std::fs::read_to_string(run.join("history/epochs.csv"))

@@ -74,7 +74,22 @@ pub fn save(
     named.push(("state".into(), Tensor::from_slice(&json)));
     let tmp = TempPath::for_target(path);
     Tensor::save_multi(&named, tmp.path()).map_err(tensor_err(path, "writing checkpoint"))?;
+    stall_for_crash_test(tmp.path());
     tmp.commit()
+}
+
+/// Fault injection for the crash test (`tests/train.rs`): with
+/// `PCAM_TEST_STALL_CHECKPOINT=<marker>` set, the process stops for good between writing a
+/// checkpoint's temporary file and renaming it, after writing the temporary file's path to
+/// `<marker>`, so the test can SIGKILL it at exactly that point on any machine.
+fn stall_for_crash_test(tmp: &Path) {
+    if let Some(marker) = std::env::var_os("PCAM_TEST_STALL_CHECKPOINT") {
+        if std::fs::write(&marker, tmp.to_string_lossy().as_bytes()).is_ok() {
+            loop {
+                std::thread::park();
+            }
+        }
+    }
 }
 
 /// Restores model variables and optimiser state from `path` and returns the train state.

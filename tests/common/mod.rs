@@ -117,3 +117,21 @@ pub fn venv_python() -> PathBuf {
     );
     p
 }
+
+/// Polls until `done()` holds, failing with `what` if `child` exits first. Waits for an
+/// event, never for a duration: a slow machine only makes it wait longer.
+pub fn wait_until(child: &mut std::process::Child, what: &str, mut done: impl FnMut() -> bool) {
+    while !done() {
+        if let Some(st) = child.try_wait().expect("polling a child process") {
+            panic!("{what}: the process ended first ({st})");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// Data lines in a CSV file (0 while it does not exist yet).
+pub fn csv_data_lines(p: &Path) -> usize {
+    std::fs::read_to_string(p)
+        .map(|s| s.lines().count().saturating_sub(1))
+        .unwrap_or(0)
+}
