@@ -83,6 +83,43 @@ pub struct EvalReport {
     pub data_synthetic: Option<String>,
 }
 
+impl EvalReport {
+    /// The scores of `probs` against `labels` at `threshold` (no intervals, no data note).
+    pub fn score(
+        run: &std::path::Path,
+        split: SplitName,
+        checkpoint: &str,
+        threshold: Threshold,
+        probs: &[f32],
+        labels: &[u8],
+    ) -> EvalReport {
+        let cm = Confusion::at(probs, labels, threshold.threshold);
+        EvalReport {
+            run: run.to_path_buf(),
+            split,
+            checkpoint: checkpoint.to_string(),
+            tiles: probs.len(),
+            positives: labels.iter().filter(|&&l| l == 1).count(),
+            threshold,
+            log_loss: crate::metrics::log_loss(probs, labels),
+            roc_auc: crate::metrics::roc_auc(probs, labels),
+            accuracy: cm.accuracy(),
+            confusion: cm,
+            precision: cm.precision(),
+            recall: cm.recall(),
+            specificity: cm.specificity(),
+            f1: cm.f1(),
+            f2: cm.f_beta(2.0),
+            average_precision: crate::metrics::average_precision(probs, labels),
+            pr_auc: crate::metrics::pr_auc(probs, labels),
+            brier: crate::metrics::brier(probs, labels),
+            ece: crate::metrics::calibration(probs, labels, 10).ece,
+            ci95: BTreeMap::new(),
+            data_synthetic: None,
+        }
+    }
+}
+
 /// A finished run's model, rebuilt from its own config and a checkpoint, ready to predict.
 pub struct Trained {
     pub config: crate::config::RunConfig,
@@ -244,29 +281,10 @@ pub fn evaluate_with(
         .collect();
     let header = ["file_split", "file_index", "label", "probability"].map(String::from);
     run.write_csv(&format!("predictions-{split}.csv"), &header, &rows)?;
-    let cm = crate::metrics::Confusion::at(&probs, &tiles.labels, threshold.threshold);
     let report = EvalReport {
-        run: run.path.clone(),
-        split,
-        checkpoint: which.to_string(),
-        tiles: tiles.len(),
-        positives: tiles.labels.iter().filter(|&&l| l == 1).count(),
-        threshold: threshold.clone(),
-        log_loss: crate::metrics::log_loss(&probs, &tiles.labels),
-        roc_auc: crate::metrics::roc_auc(&probs, &tiles.labels),
-        accuracy: cm.accuracy(),
-        confusion: cm,
-        precision: cm.precision(),
-        recall: cm.recall(),
-        specificity: cm.specificity(),
-        f1: cm.f1(),
-        f2: cm.f_beta(2.0),
-        average_precision: crate::metrics::average_precision(&probs, &tiles.labels),
-        pr_auc: crate::metrics::pr_auc(&probs, &tiles.labels),
-        brier: crate::metrics::brier(&probs, &tiles.labels),
-        ece: crate::metrics::calibration(&probs, &tiles.labels, 10).ece,
         ci95: ci,
         data_synthetic: crate::data::synth::note(&c.data.dir),
+        ..EvalReport::score(&run.path, split, which, threshold, &probs, &tiles.labels)
     };
     run.write_json(&format!("eval-{split}.json"), &report)?;
     Ok(report)
@@ -388,7 +406,7 @@ impl Agreement {
             );
         }
         o += &format!(
-            "decisions: {} of {} tiles differ, {} outside the margin ±{} of the threshold ({} tiles inside it)\n",
+            "decisions: {} of {} tiles differ, {} outside the margin ±{} of the threshold (tiles within it: {})\n",
             self.flipped, self.tiles, self.flipped_outside_margin, tol.margin, self.near_threshold
         );
         o += &format!(
@@ -559,33 +577,11 @@ mod tests {
             csv += &format!("test,{i},{},{p:e}\n", labels[i]);
         }
         std::fs::write(dir.join("predictions-test.csv"), csv).unwrap();
-        let cm = Confusion::at(probs, &labels, 0.5);
-        let r = EvalReport {
-            run: dir.to_path_buf(),
-            split: SplitName::Test,
-            checkpoint: "best".into(),
-            tiles: probs.len(),
-            positives: labels.iter().filter(|&&l| l == 1).count(),
-            threshold: Threshold {
-                threshold: 0.5,
-                source: "test".into(),
-            },
-            log_loss: crate::metrics::log_loss(probs, &labels),
-            roc_auc: crate::metrics::roc_auc(probs, &labels),
-            accuracy: cm.accuracy(),
-            confusion: cm,
-            precision: cm.precision(),
-            recall: cm.recall(),
-            specificity: cm.specificity(),
-            f1: cm.f1(),
-            f2: cm.f_beta(2.0),
-            average_precision: crate::metrics::average_precision(probs, &labels),
-            pr_auc: crate::metrics::pr_auc(probs, &labels),
-            brier: crate::metrics::brier(probs, &labels),
-            ece: 0.0,
-            ci95: BTreeMap::new(),
-            data_synthetic: None,
+        let t = Threshold {
+            threshold: 0.5,
+            source: "test".into(),
         };
+        let r = EvalReport::score(dir, SplitName::Test, "best", t, probs, &labels);
         std::fs::write(
             dir.join("eval-test.json"),
             serde_json::to_string(&r).unwrap(),
@@ -604,6 +600,14 @@ mod tests {
             metric: 1e-4,
             margin: 1e-3,
         };
+        let compare = |name: &str, p: &[f32]| {
+            agreement(
+                &fake_eval(&d.path().join(name), p),
+                &reference,
+                SplitName::Test,
+                &tol,
+            )
+        };
         let same = fake_eval(&d.path().join("same"), &base);
         let a = agreement(&same, &reference, SplitName::Test, &tol).unwrap();
         assert!(a.failures.is_empty(), "{:?}", a.failures);
@@ -616,13 +620,7 @@ mod tests {
         let mut p = base;
         p[0] += 3e-5;
         p[6] = 0.50003;
-        let a = agreement(
-            &fake_eval(&d.path().join("noise"), &p),
-            &reference,
-            SplitName::Test,
-            &tol,
-        )
-        .unwrap();
+        let a = compare("noise", &p).unwrap();
         assert!(a.failures.is_empty(), "{:?}", a.failures);
         assert_eq!((a.flipped, a.flipped_outside_margin), (1, 0));
         assert!(
@@ -634,13 +632,7 @@ mod tests {
         // A probability off by more than the tolerance fails.
         let mut p = base;
         p[2] += 5e-4;
-        let a = agreement(
-            &fake_eval(&d.path().join("off"), &p),
-            &reference,
-            SplitName::Test,
-            &tol,
-        )
-        .unwrap();
+        let a = compare("off", &p).unwrap();
         assert!(
             a.failures
                 .iter()
@@ -652,13 +644,7 @@ mod tests {
         // A decision far from the threshold changing fails (and so do the metrics).
         let mut p = base;
         p[4] = 0.55;
-        let a = agreement(
-            &fake_eval(&d.path().join("flip"), &p),
-            &reference,
-            SplitName::Test,
-            &tol,
-        )
-        .unwrap();
+        let a = compare("flip", &p).unwrap();
         assert_eq!(a.flipped_outside_margin, 1);
         assert!(
             a.failures
@@ -669,13 +655,7 @@ mod tests {
         );
 
         // Other tiles are another data set: an error, not a comparison.
-        let e = agreement(
-            &fake_eval(&d.path().join("short"), &base[..6]),
-            &reference,
-            SplitName::Test,
-            &tol,
-        )
-        .unwrap_err();
+        let e = compare("short", &base[..6]).unwrap_err();
         assert!(e.to_string().contains("not the same tiles"), "{e}");
     }
 }
