@@ -27,19 +27,19 @@ test-slow: setup ## Tests marked slow, GPU or root (#[ignore] with a reason), th
 	@$(ENV) cargo test --release --locked -- --ignored
 	@scripts/fuzz.sh
 
-# scripts/need-root.sh exits 3 for "skip visibly" (a normal user outside CI), 1 under CI.
+# $(call as_root,WHAT,COMMAND): COMMAND as root; scripts/need-root.sh exits 3 for "skip
+# visibly" (a normal user outside CI, exit 0 here) and 1 under CI (the target fails).
+as_root = rc=0; scripts/need-root.sh "$(1)" || rc=$$?; \
+	if [ $$rc = 0 ]; then $(ENV) $(2); elif [ $$rc != 3 ]; then exit $$rc; fi
+
 test-root: setup ## Tests that need root: the full-disk case and the Slurm scripts on a real Slurm
-	@rc=0; scripts/need-root.sh "make test-root (full disk, Slurm)" || rc=$$?; \
-	if [ $$rc = 0 ]; then $(ENV) cargo test --release --locked --test corpus --test slurm -- --ignored; \
-	elif [ $$rc != 3 ]; then exit $$rc; fi
+	@$(call as_root,make test-root (full disk; Slurm),cargo test --release --locked --test corpus --test slurm -- --ignored)
 
 fuzz: setup ## cargo-fuzz on the config resolver and the HDF5 reader, FUZZ_SECONDS per target (default 60)
 	@scripts/fuzz.sh
 
 test-slurm: setup ## The slurm/ scripts on a real one-node Slurm started here (root; installs slurm-wlm)
-	@rc=0; scripts/need-root.sh "make test-slurm" || rc=$$?; \
-	if [ $$rc = 0 ]; then $(ENV) cargo test --release --locked --test slurm -- --ignored; \
-	elif [ $$rc != 3 ]; then exit $$rc; fi
+	@$(call as_root,make test-slurm,cargo test --release --locked --test slurm -- --ignored)
 
 notebooks: setup ## Install evcxr + Jupyter tools, execute every notebook in place, render journal tables
 	@scripts/notebooks.sh run

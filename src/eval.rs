@@ -429,12 +429,7 @@ pub fn agreement(
     split: SplitName,
     tol: &Tolerance,
 ) -> Result<Agreement> {
-    let read_report = |run: &RunDir| -> Result<EvalReport> {
-        let p = run.path.join(format!("eval-{split}.json"));
-        let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, "reading", e))?;
-        serde_json::from_str(&text).map_err(|e| Error::bad_file(&p, e.to_string()))
-    };
-    let (ra, rb) = (read_report(reference)?, read_report(fresh)?);
+    let (ra, rb) = (read_report(reference, split)?, read_report(fresh, split)?);
     let (pa, pb) = (
         read_predictions(reference, split)?,
         read_predictions(fresh, split)?,
@@ -658,6 +653,21 @@ mod tests {
         let e = compare("short", &base[..6]).unwrap_err();
         assert!(e.to_string().contains("not the same tiles"), "{e}");
     }
+}
+
+/// Reads `eval-<split>.json` of `run` (written by [`evaluate`]).
+pub fn read_report(run: &RunDir, split: SplitName) -> Result<EvalReport> {
+    let p = run.path.join(format!("eval-{split}.json"));
+    let text = std::fs::read_to_string(&p).map_err(|_| {
+        Error::bad_file(
+            &p,
+            format!(
+                "missing: run `pcam eval --run {} --split {split}` first",
+                run.path.display()
+            ),
+        )
+    })?;
+    serde_json::from_str(&text).map_err(|e| Error::bad_file(&p, e.to_string()))
 }
 
 /// A run's `predictions-<split>.csv`, read back.

@@ -289,13 +289,10 @@ fn eval_rebuilds_the_model_and_reproduces_the_training_metric() {
 
     // --expect: a copy of the run re-evaluated agrees with the original; a reference whose
     // stored probability of one tile is off by 1e-3 makes the same evaluation fail.
-    let copy = |to: &str| {
-        std::fs::create_dir_all(d.path().join(to)).unwrap();
-        for f in ["config.yaml", "eval-valid.json", "predictions-valid.csv"] {
-            std::fs::copy(d.path().join("r").join(f), d.path().join(to).join(f)).unwrap();
-        }
-    };
-    copy("ref");
+    std::fs::create_dir_all(d.path().join("ref")).unwrap();
+    for f in ["config.yaml", "eval-valid.json", "predictions-valid.csv"] {
+        std::fs::copy(d.path().join("r").join(f), d.path().join("ref").join(f)).unwrap();
+    }
     let expect = ["eval", "--run", "r", "--split", "valid", "--expect", "ref"];
     let o = pcam(d.path(), &expect);
     assert_eq!(o.code, 0, "{}", o.stderr);
@@ -665,9 +662,9 @@ fn ten_sigkills_at_seeded_random_points_always_resume_bitwise() {
     // history, start-up as the rest of its wall time.
     let wall = t0.elapsed().as_secs_f64();
     let h = pcam::train::read_history(&d.path().join("full")).unwrap();
-    let epoch_secs: Vec<f64> = h.epochs.iter().map(|e| e.seconds).collect();
-    let per_epoch = epoch_secs.iter().sum::<f64>() / epoch_secs.len() as f64;
-    let start_up = (wall - epoch_secs.iter().sum::<f64>()).max(0.0);
+    let training: f64 = h.epochs.iter().map(|e| e.seconds).sum();
+    let per_epoch = training / h.epochs.len() as f64;
+    let start_up = (wall - training).max(0.0);
 
     let run = d.path().join("k");
     let last = run.join("checkpoints/last.ckpt");
