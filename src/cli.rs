@@ -507,6 +507,24 @@ pub enum ReportCmd {
         #[arg(long, value_name = "DIR")]
         assets: Option<PathBuf>,
     },
+    /// Compare the assets a fresh notebook run wrote with the committed ones (what
+    /// `make notebooks-check` runs): assets without a `.numbers.json` must be byte-identical;
+    /// training-derived ones too on the machine in assets/MACHINE, elsewhere their numbers
+    /// must agree within the tolerance each notebook states. Exit 1 on any failure.
+    CheckAssets {
+        /// The fresh run's assets folder.
+        #[arg(long, value_name = "DIR")]
+        fresh: PathBuf,
+        /// The committed assets folder (default: $PCAM_ASSETS_DIR, else assets/ of the project).
+        #[arg(long, value_name = "DIR")]
+        assets: Option<PathBuf>,
+        /// This machine matches assets/MACHINE: compare training-derived assets byte for byte.
+        #[arg(long)]
+        same_machine: bool,
+        /// Every notebook ran: a committed asset that none made is stale.
+        #[arg(long)]
+        complete: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -1290,6 +1308,39 @@ pub fn run(cli: Cli) -> Result<()> {
             if let Some(p) = json {
                 pcam::fsutil::write_atomic(&p, serde_json::to_string_pretty(&t)?.as_bytes())?;
             }
+        }
+        Command::Report(ReportCmd::CheckAssets {
+            fresh,
+            assets,
+            same_machine,
+            complete,
+        }) => {
+            let committed = assets_or_discover(assets)?;
+            let r = pcam::report::derived::check(committed.dir(), &fresh, same_machine, complete)?;
+            for line in &r.deviations {
+                println!("[notebooks] {line}");
+            }
+            for line in &r.failures {
+                eprintln!("[notebooks] {line}");
+            }
+            let how = if same_machine {
+                "byte for byte (this machine matches assets/MACHINE)"
+            } else {
+                "training-derived ones within their notebooks' tolerances (another machine than assets/MACHINE)"
+            };
+            if !r.failures.is_empty() {
+                return Err(pcam::Error::Usage(format!(
+                    "notebook assets: {} failure(s) among {} exact and {} training-derived assets, compared {how}",
+                    r.failures.len(),
+                    r.exact,
+                    r.derived
+                ))
+                .into());
+            }
+            println!(
+                "[notebooks] assets agree: {} exact byte for byte, {} training-derived compared {how}",
+                r.exact, r.derived
+            );
         }
         Command::Report(ReportCmd::Bench { dir, name, assets }) => {
             let assets = assets_or_discover(assets)?;

@@ -107,3 +107,81 @@ fn the_committed_journal_is_consistent_with_assets() {
         o.stdout
     );
 }
+
+/// `pcam report check-assets` (what `make notebooks-check` runs) through the real CLI on
+/// assets written by the library's own export functions: a training-derived table within
+/// its tolerance passes on another machine and prints its largest deviation; beyond the
+/// tolerance, or with an exact asset changed, it exits non-zero naming the asset; on the
+/// recorded machine the derived table must match byte for byte.
+#[test]
+fn check_assets_fails_beyond_tolerance_and_on_any_exact_difference() {
+    use pcam::polars::df;
+    use pcam::report::{AcrossCpus, Assets, Table};
+    let d = tempfile::tempdir().unwrap();
+    let across = AcrossCpus::within(0.005, 0.0, "test tolerance").varies("sha");
+    let write = |dir: &str, auc: f64, config: &str| {
+        let assets = Assets::at(d.path().join(dir));
+        let t = Table::new(
+            df!("run" => ["a", "b"], "sha" => [format!("{auc}"), "x".into()], "auc" => [auc, 0.5])
+                .unwrap(),
+        );
+        t.export_derived(&assets, "auc", &across).unwrap();
+        let c = Table::new(df!("key" => [config]).unwrap());
+        c.export(&assets, "config").unwrap();
+    };
+    let check = |extra: &[&str]| {
+        let mut args = vec![
+            "report",
+            "check-assets",
+            "--assets",
+            "committed",
+            "--fresh",
+            "fresh",
+        ];
+        args.extend_from_slice(extra);
+        pcam(d.path(), &args)
+    };
+    write("committed", 0.8123, "lr");
+    write("fresh", 0.8154, "lr");
+    let o = check(&["--complete"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stdout
+            .contains("assets/tables/auc.md: largest deviation 62% of tolerance at `auc`[0]"),
+        "{}",
+        o.stdout
+    );
+    let o = check(&["--same-machine"]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr
+            .contains("assets/tables/auc.md or its numbers differ"),
+        "{}",
+        o.stderr
+    );
+
+    write("fresh", 0.8223, "lr");
+    let o = check(&[]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("beyond tolerance: `auc`[0]"),
+        "{}",
+        o.stderr
+    );
+
+    write("fresh", 0.8123, "momentum");
+    let o = check(&[]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr
+            .contains("assets/tables/config.md differs from a fresh run"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr
+            .contains("1 failure(s) among 1 exact and 1 training-derived"),
+        "{}",
+        o.stderr
+    );
+}

@@ -81,6 +81,11 @@ pub fn grouped_bars(
             .draw()?;
         Ok(())
     })
+    .map(|f| {
+        series.iter().enumerate().fold(f, |f, (i, s)| {
+            f.with_numbers(format!("series {i}"), s.values.iter().copied())
+        })
+    })
 }
 
 /// One line of a line chart.
@@ -160,6 +165,13 @@ pub fn lines(
         }
         Ok(())
     })
+    .map(|f| {
+        // Keyed by position: labels may carry numbers (`model (ECE 0.0123)`).
+        series.iter().enumerate().fold(f, |f, (i, s)| {
+            f.with_numbers(format!("line {i} x"), s.points.iter().map(|p| p.0))
+                .with_numbers(format!("line {i} y"), s.points.iter().map(|p| p.1))
+        })
+    })
 }
 
 /// Horizontal bars with confidence whiskers, one per labelled value (top to bottom), with
@@ -231,6 +243,13 @@ pub fn bars_with_ci(
         }
         Ok(())
     })
+    .map(|f| {
+        let ci = |pick: fn((f64, f64)) -> f64| cis.iter().map(move |c| c.map_or(f64::NAN, pick));
+        f.with_numbers("value", values.iter().copied())
+            .with_numbers("ci low", ci(|c| c.0))
+            .with_numbers("ci high", ci(|c| c.1))
+            .with_numbers("reference", reference.map(|r| r.0))
+    })
 }
 
 /// A 2×2 confusion matrix as a heatmap with counts (rows: truth, columns: prediction).
@@ -277,6 +296,7 @@ pub fn confusion_heatmap(
         ])?;
         Ok(())
     })
+    .map(|f| f.with_numbers("tn, fp, fn, tp", [tn, fp, fn_, tp].map(|v| v as f64)))
 }
 
 #[cfg(test)]
@@ -293,6 +313,10 @@ mod tests {
         let lin = lines("l", "t", "x", "y", &s, false).unwrap();
         let log = lines("l", "t", "x", "y", &s, true).unwrap();
         assert_ne!(lin.png(), log.png());
+        assert_eq!(
+            lin.numbers()["line 0 y"][19],
+            crate::report::derived::num(20.0)
+        );
     }
 
     #[test]

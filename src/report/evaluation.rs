@@ -130,14 +130,29 @@ pub fn threshold_curves(name: &str, p: &Predictions, threshold: f32, what: &str)
             color: PALETTE[5],
         },
     ];
-    charts::lines(
+    // The numbers behind the curves on a fixed grid of thresholds: the sweep's own points
+    // are the distinct scores, whose count changes when two scores tie on another CPU.
+    let grid: Vec<f32> = (0..=100).map(|i| i as f32 / 100.0).collect();
+    let at: Vec<Confusion> = grid
+        .iter()
+        .map(|&t| Confusion::at(&p.probs, &p.labels, t))
+        .collect();
+    let metric = |f: fn(&Confusion) -> f64| at.iter().map(f).collect::<Vec<f64>>();
+    Ok(charts::lines(
         name,
         &format!("Metrics by threshold — {what}"),
         "threshold (predict 1 when p ≥ threshold)",
         "value",
         &lines,
         false,
-    )
+    )?
+    .without_numbers()
+    .with_numbers("threshold grid", grid.iter().map(|&t| t as f64))
+    .with_numbers("precision", metric(Confusion::precision))
+    .with_numbers("recall", metric(Confusion::recall))
+    .with_numbers("F1", metric(Confusion::f1))
+    .with_numbers("F2", metric(|c| c.f_beta(2.0)))
+    .with_numbers("chosen threshold", [threshold as f64]))
 }
 
 /// Reliability diagram: fraction positive against mean predicted probability per bin.
@@ -258,7 +273,17 @@ fn gallery_of(
             ]
         })
         .collect();
-    Figure::from_png(name, crate::data::tile_png::grid(&columns)?)
+    let shown = |v: &[usize]| v.iter().take(cols).copied().collect::<Vec<usize>>();
+    let (fp, fn_) = (shown(&fp), shown(&fn_));
+    let probs = |v: &[usize]| v.iter().map(|&i| p.probs[i] as f64).collect::<Vec<_>>();
+    let index = |v: &[usize]| v.iter().map(|i| i.to_string()).collect::<Vec<_>>();
+    Ok(
+        Figure::from_png(name, crate::data::tile_png::grid(&columns)?)?
+            .with_text("false positives: tile", index(&fp))
+            .with_numbers("false positives: probability", probs(&fp))
+            .with_text("false negatives: tile", index(&fn_))
+            .with_numbers("false negatives: probability", probs(&fn_)),
+    )
 }
 
 /// Every figure above for `split` of `run`, saved as `<run>/figures/<split>_<kind>.png`,

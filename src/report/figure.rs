@@ -2,6 +2,7 @@
 //! (so text renders the same on every machine), encoded once as PNG. The same bytes are
 //! shown inline in evcxr and saved as `assets/<name>.png`.
 
+use super::derived::Values;
 use super::{check_name, evcxr_emit, write_asset, Assets};
 use crate::error::{Error, Result};
 use plotters::coord::Shift;
@@ -31,13 +32,15 @@ fn ensure_fonts() -> Result<()> {
     }
 }
 
-/// A rendered chart.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A rendered chart, and the numbers it was drawn from (recorded by the chart builders
+/// in [`super::charts`], [`super::evaluation`] and [`super::search`]).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Figure {
     pub name: String,
     pub width: u32,
     pub height: u32,
     png: Vec<u8>,
+    numbers: Values,
 }
 
 /// What a drawing closure returns.
@@ -63,6 +66,7 @@ impl Figure {
             width,
             height,
             png: crate::data::tile_png::encode(&rgb, width, height)?,
+            numbers: Values::new(),
         })
     }
 
@@ -79,6 +83,7 @@ impl Figure {
             width: be(16),
             height: be(20),
             png,
+            numbers: Values::new(),
         })
     }
 
@@ -91,6 +96,83 @@ impl Figure {
     pub fn save(&self, assets: &Assets) -> Result<PathBuf> {
         let path = assets.figure_path(&self.name);
         write_asset(&path, &self.png)?;
+        Ok(path)
+    }
+
+    /// Records the numbers of one series (`key`) the chart was drawn from.
+    pub fn with_numbers(
+        mut self,
+        key: impl Into<String>,
+        values: impl IntoIterator<Item = f64>,
+    ) -> Figure {
+        self.numbers.insert(
+            key.into(),
+            values.into_iter().map(super::derived::num).collect(),
+        );
+        self
+    }
+
+    /// Drops the recorded numbers (before recording others in their place).
+    pub(crate) fn without_numbers(mut self) -> Figure {
+        self.numbers.clear();
+        self
+    }
+
+    /// Records values that must match exactly on every CPU (e.g. which tiles are shown).
+    pub fn with_text(
+        mut self,
+        key: impl Into<String>,
+        values: impl IntoIterator<Item = String>,
+    ) -> Figure {
+        self.numbers.insert(
+            key.into(),
+            values.into_iter().map(serde_json::Value::String).collect(),
+        );
+        self
+    }
+
+    /// Replaces every recorded number series by the means of consecutive windows of `n`
+    /// values (the last one shorter), keyed `<key> (means of n)`: what a cross-CPU check of a
+    /// noisy per-step series (a gradient norm per batch) can hold to, where two trajectories
+    /// that parted ways give another sample at each step but the same level over an epoch.
+    /// Text series are kept as they are.
+    pub fn window_means(mut self, n: usize) -> Figure {
+        let n = n.max(1);
+        let mut out = Values::new();
+        for (key, values) in std::mem::take(&mut self.numbers) {
+            if values.iter().any(|v| v.is_string()) {
+                out.insert(key, values);
+                continue;
+            }
+            let xs: Vec<f64> = values
+                .iter()
+                .map(|v| v.as_f64().unwrap_or(f64::NAN))
+                .collect();
+            let means = xs
+                .chunks(n)
+                .map(|c| super::derived::num(c.iter().sum::<f64>() / c.len() as f64))
+                .collect();
+            out.insert(format!("{key} (means of {n})"), means);
+        }
+        self.numbers = out;
+        self
+    }
+
+    /// The numbers recorded with [`with_numbers`](Figure::with_numbers) and [`with_text`](Figure::with_text).
+    pub fn numbers(&self) -> &Values {
+        &self.numbers
+    }
+
+    /// Saves a training-derived figure: the PNG as [`save`](Figure::save), plus
+    /// `<name>.numbers.json` with the numbers it was drawn from and the tolerance `across`
+    /// the notebook states for other CPUs (see [`super::derived`]).
+    pub fn save_derived(
+        &self,
+        assets: &Assets,
+        across: &super::derived::AcrossCpus,
+    ) -> Result<PathBuf> {
+        let path = self.save(assets)?;
+        super::derived::write_numbers(assets, &path, across, self.numbers.clone())?;
         Ok(path)
     }
 
@@ -152,6 +234,24 @@ mod tests {
         // A blank 320x200 white PNG is tiny; the caption and axes make it larger.
         let blank = crate::data::tile_png::encode(&vec![255u8; 320 * 200 * 3], 320, 200).unwrap();
         assert!(a.png().len() > blank.len() + 500);
+    }
+
+    #[test]
+    fn window_means_summarise_numbers_and_keep_text() {
+        let f = sample()
+            .with_numbers("y", [1.0, 3.0, 5.0, 7.0, 9.0])
+            .with_text("tiles", ["4".to_string()])
+            .window_means(2);
+        let num = crate::report::derived::num;
+        assert_eq!(
+            f.numbers()["y (means of 2)"],
+            vec![num(2.0), num(6.0), num(9.0)]
+        );
+        assert_eq!(
+            f.numbers()["tiles"],
+            vec![serde_json::Value::String("4".into())]
+        );
+        assert!(!f.numbers().contains_key("y"));
     }
 
     #[test]

@@ -8,12 +8,14 @@ pub mod bench;
 pub mod charts;
 pub mod ci;
 pub mod dataset;
+pub mod derived;
 pub mod docs;
 pub mod evaluation;
 pub mod figure;
 pub mod search;
 pub mod table;
 
+pub use derived::AcrossCpus;
 pub use figure::Figure;
 pub use table::Table;
 

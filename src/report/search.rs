@@ -89,6 +89,23 @@ fn rung_color(r: &Row) -> RGBColor {
     PALETTE[r.rung % PALETTE.len()]
 }
 
+/// Records what a search figure was drawn from: each scored trial's metric and its
+/// position on every parameter's axis, in trial order (not rank order).
+fn with_trials(f: Figure, rows: &[Row], keys: &[String]) -> Figure {
+    // in trial order: a near-tie may swap two ranks on another CPU
+    let mut rows: Vec<&Row> = rows.iter().collect();
+    rows.sort_by_key(|r| r.trial);
+    let rows: Vec<Row> = rows.into_iter().cloned().collect();
+    let rows = &rows[..];
+    let f = f
+        .with_text("trial", rows.iter().map(|r| r.trial.to_string()))
+        .with_numbers("score", rows.iter().map(|r| r.score.unwrap_or(f64::NAN)));
+    keys.iter().fold(f, |f, k| {
+        let ax = Axis::of(k, rows);
+        f.with_numbers(k.as_str(), rows.iter().map(|r| ax.pos(r)))
+    })
+}
+
 /// The search metric against each parameter, one panel per parameter.
 pub fn metric_vs_params(name: &str, out: &Outcome, keys: &[String], title: &str) -> Result<Figure> {
     let rows: Vec<&Row> = out.rows.iter().filter(|r| r.score.is_some()).collect();
@@ -147,6 +164,7 @@ pub fn metric_vs_params(name: &str, out: &Outcome, keys: &[String], title: &str)
         }
         Ok(())
     })
+    .map(|f| with_trials(f, &owned, keys))
 }
 
 /// Every trial as a line across the parameters' axes and the metric, coloured by rank from
@@ -257,4 +275,5 @@ pub fn parallel_coordinates(
         }
         Ok(())
     })
+    .map(|f| with_trials(f, &rows, keys))
 }

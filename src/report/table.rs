@@ -133,6 +133,68 @@ impl Table {
         Ok(path)
     }
 
+    /// Exports a training-derived table: the Markdown as [`export`](Table::export), plus
+    /// `tables/<name>.numbers.json` with every cell at full precision and the tolerance
+    /// `across` the notebook states for other CPUs (see [`super::derived`]).
+    pub fn export_derived(
+        &self,
+        assets: &Assets,
+        name: &str,
+        across: &super::derived::AcrossCpus,
+    ) -> Result<PathBuf> {
+        for c in across
+            .varies
+            .iter()
+            .chain(across.keys.keys())
+            .chain(&across.rows_by)
+        {
+            if !self.header().contains(c) {
+                return Err(crate::error::Error::Usage(format!(
+                    "table {name}: the tolerance names column `{c}`, which the table does not have"
+                )));
+            }
+        }
+        let path = self.export(assets, name)?;
+        super::derived::write_numbers(
+            assets,
+            &path,
+            across,
+            self.numbers(across.rows_by.as_deref()),
+        )?;
+        Ok(path)
+    }
+
+    /// Every column's cells as JSON: numbers unrounded, text as text (numbers written
+    /// into text split out, see [`super::derived::text_value`]), empty as null.
+    fn numbers(&self, rows_by: Option<&str>) -> super::derived::Values {
+        use super::derived::{num, text_value};
+        let mut order: Vec<usize> = (0..self.df.height()).collect();
+        if let Some(col) = rows_by.and_then(|n| self.df.column(n).ok()) {
+            let key = |i: usize| cell(&col.get(i).unwrap_or(AnyValue::Null));
+            order.sort_by_key(|&i| key(i));
+        }
+        self.df
+            .columns()
+            .iter()
+            .map(|c| {
+                let values = order
+                    .iter()
+                    .map(|&i| match c.get(i).unwrap_or(AnyValue::Null) {
+                        AnyValue::Null => serde_json::Value::Null,
+                        AnyValue::String(s) => text_value(s),
+                        AnyValue::StringOwned(s) => text_value(&s),
+                        AnyValue::Boolean(b) => b.into(),
+                        v => match v.extract::<f64>() {
+                            Some(x) => num(x),
+                            None => v.to_string().into(),
+                        },
+                    })
+                    .collect();
+                (c.name().to_string(), values)
+            })
+            .collect()
+    }
+
     /// evcxr calls this to show the value of a cell: an HTML table.
     pub fn evcxr_display(&self) {
         evcxr_emit("text/html", &self.to_html());
