@@ -106,11 +106,12 @@ done
 if [ "$mode" = check ]; then
   .venv/bin/python scripts/nbcheck.py "${nbs[@]/#notebooks/$out}"
   same=()
-  if [ "$(machine)" = "$(cat assets/MACHINE 2>/dev/null)" ]; then
+  here=$(machine)
+  if [ "$here" = "$(cat assets/MACHINE 2>/dev/null)" ]; then
     same=(--same-machine)
   else
     say "assets/MACHINE says the committed assets were made on: $(tr '\n' ' ' < assets/MACHINE)"
-    say "this machine is: $(machine | tr '\n' ' ')"
+    say "this machine is: $(tr '\n' ' ' <<< "$here")"
   fi
   complete=()
   [ "$#" -gt 1 ] || complete=(--complete)

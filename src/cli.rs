@@ -1326,11 +1326,11 @@ pub fn run(cli: Cli) -> Result<()> {
             let how = if same_machine {
                 "byte for byte (this machine matches assets/MACHINE)"
             } else {
-                "training-derived ones within their notebooks' tolerances (another machine than assets/MACHINE)"
+                "within their notebooks' tolerances (another machine than assets/MACHINE)"
             };
             if !r.failures.is_empty() {
                 return Err(pcam::Error::Usage(format!(
-                    "notebook assets: {} failure(s) among {} exact and {} training-derived assets, compared {how}",
+                    "notebook assets: {} failure(s) among {} exact and {} training-derived assets (training-derived compared {how})",
                     r.failures.len(),
                     r.exact,
                     r.derived

@@ -151,37 +151,28 @@ fn check_assets_fails_beyond_tolerance_and_on_any_exact_difference() {
         "{}",
         o.stdout
     );
-    let o = check(&["--same-machine"]);
-    assert_ne!(o.code, 0);
-    assert!(
-        o.stderr
-            .contains("assets/tables/auc.md or its numbers differ"),
-        "{}",
-        o.stderr
+    // a failing check: non-zero exit, every expected line on stderr
+    let fails = |extra: &[&str], needles: &[&str]| {
+        let o = check(extra);
+        assert_ne!(o.code, 0);
+        for n in needles {
+            assert!(o.stderr.contains(n), "{n} not in:\n{}", o.stderr);
+        }
+    };
+    fails(
+        &["--same-machine"],
+        &["assets/tables/auc.md or its numbers differ"],
     );
 
     write("fresh", 0.8223, "lr");
-    let o = check(&[]);
-    assert_ne!(o.code, 0);
-    assert!(
-        o.stderr.contains("beyond tolerance: `auc`[0]"),
-        "{}",
-        o.stderr
-    );
+    fails(&[], &["beyond tolerance: `auc`[0]"]);
 
     write("fresh", 0.8123, "momentum");
-    let o = check(&[]);
-    assert_ne!(o.code, 0);
-    assert!(
-        o.stderr
-            .contains("assets/tables/config.md differs from a fresh run"),
-        "{}",
-        o.stderr
-    );
-    assert!(
-        o.stderr
-            .contains("1 failure(s) among 1 exact and 1 training-derived"),
-        "{}",
-        o.stderr
+    fails(
+        &[],
+        &[
+            "assets/tables/config.md differs from a fresh run",
+            "1 failure(s) among 1 exact and 1 training-derived",
+        ],
     );
 }

@@ -101,14 +101,18 @@ impl Figure {
 
     /// Records the numbers of one series (`key`) the chart was drawn from.
     pub fn with_numbers(
-        mut self,
+        self,
         key: impl Into<String>,
         values: impl IntoIterator<Item = f64>,
     ) -> Figure {
-        self.numbers.insert(
+        self.with_values(
             key.into(),
             values.into_iter().map(super::derived::num).collect(),
-        );
+        )
+    }
+
+    fn with_values(mut self, key: String, values: Vec<serde_json::Value>) -> Figure {
+        self.numbers.insert(key, values);
         self
     }
 
@@ -120,15 +124,14 @@ impl Figure {
 
     /// Records values that must match exactly on every CPU (e.g. which tiles are shown).
     pub fn with_text(
-        mut self,
+        self,
         key: impl Into<String>,
         values: impl IntoIterator<Item = String>,
     ) -> Figure {
-        self.numbers.insert(
+        self.with_values(
             key.into(),
             values.into_iter().map(serde_json::Value::String).collect(),
-        );
-        self
+        )
     }
 
     /// Replaces every recorded number series by the means of consecutive windows of `n`

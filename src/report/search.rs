@@ -93,9 +93,8 @@ fn rung_color(r: &Row) -> RGBColor {
 /// position on every parameter's axis, in trial order (not rank order).
 fn with_trials(f: Figure, rows: &[Row], keys: &[String]) -> Figure {
     // in trial order: a near-tie may swap two ranks on another CPU
-    let mut rows: Vec<&Row> = rows.iter().collect();
+    let mut rows = rows.to_vec();
     rows.sort_by_key(|r| r.trial);
-    let rows: Vec<Row> = rows.into_iter().cloned().collect();
     let rows = &rows[..];
     let f = f
         .with_text("trial", rows.iter().map(|r| r.trial.to_string()))
