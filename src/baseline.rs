@@ -5,9 +5,7 @@
 //! Each baseline's threshold is chosen on validation by the run's `eval.threshold_policy`,
 //! like the model's, and applied once to the evaluated split.
 
-use crate::audit::labelnoise::Logistic;
-use crate::audit::tile::TileFacts;
-use crate::data::hdf5::OpenOptions;
+use crate::data::features::{Logistic, TileFacts};
 use crate::data::loader::Tiles;
 use crate::data::{SplitName, TILE_BYTES};
 use crate::error::Result;
@@ -101,13 +99,14 @@ pub fn features(tiles: &Tiles) -> Vec<Vec<f64>> {
 /// split, and scores them on `split`; writes `baselines-<split>.json`.
 pub fn evaluate(run: &RunDir, split: SplitName, progress: Progress) -> Result<BaselineReport> {
     let c = run.config()?;
-    let opts = OpenOptions::from_config(&c, progress);
-    let train = Tiles::for_run(&c, SplitName::Train, &opts)?;
-    let valid = Tiles::for_run(&c, SplitName::Valid, &opts)?;
+    let opts = c.data.open_options(progress);
+    let plan = c.data.plan()?;
+    let train = plan.tiles(SplitName::Train, &opts)?;
+    let valid = plan.tiles(SplitName::Valid, &opts)?;
     let target = if split == SplitName::Valid {
         valid.clone()
     } else {
-        Tiles::for_run(&c, split, &opts)?
+        plan.tiles(split, &opts)?
     };
     let mut out = Vec::new();
 

@@ -578,7 +578,7 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("# sha256: {}", r.sha256);
             if !cli.quiet {
                 eprintln!("layers: {}", r.sources.join(" -> "));
-                if let Err(e) = r.config.check_paths() {
+                if let Err(e) = r.config.data.plan() {
                     eprintln!("warning: {e}");
                 }
             }
@@ -730,8 +730,8 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Data(DataCmd::Check { config, json }) => {
             let r = config.resolve()?;
-            r.config.check_paths()?;
-            let opts = OpenOptions::from_config(&r.config, progress);
+            r.config.data.plan()?;
+            let opts = r.config.data.open_options(progress);
             let reports = inspect::check(&r.config.data.dir, r.config.data.invalid, &opts)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&reports)?);
@@ -788,7 +788,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 }
                 None => {
                     let cfg = config.resolve()?;
-                    cfg.config.check_paths()?;
+                    cfg.config.data.plan()?;
                     pcam::tracking::Target::resolve(&cfg.config)?;
                     let run = pcam::run::RunDir::create(&cfg, run_dir.as_deref())?;
                     (cfg, run, false)
@@ -886,7 +886,7 @@ pub fn run(cli: Cli) -> Result<()> {
                         w.family, w.slice, w.tiles, w.metric, w.value, w.global, -w.gap
                     );
                 }
-                let opts = OpenOptions::from_config(&run.config()?, progress);
+                let opts = run.config()?.data.open_options(progress);
                 let figs = pcam::report::evaluation::save_all(&run, split, &sr, &opts)?;
                 println!(
                     "{} figures (ROC, PR, confusion, thresholds, calibration, slices, errors overall and in the 3 worst slices) in {}",
@@ -1025,7 +1025,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::TwinRun { config, out } => {
             let cfg = config.resolve()?;
-            cfg.config.check_paths()?;
+            cfg.config.data.plan()?;
             let out = out.unwrap_or_else(|| {
                 cfg.config
                     .run
@@ -1166,14 +1166,10 @@ pub fn run(cli: Cli) -> Result<()> {
             json,
         }) => {
             let cfg = config.resolve()?;
-            cfg.config.check_paths()?;
+            let plan = cfg.config.data.plan()?;
             let c = &cfg.config;
-            let opts = OpenOptions::from_config(c, progress);
-            let train = std::sync::Arc::new(pcam::data::loader::Tiles::for_run(
-                c,
-                pcam::data::SplitName::Train,
-                &opts,
-            )?);
+            let opts = c.data.open_options(progress);
+            let train = std::sync::Arc::new(plan.tiles(pcam::data::SplitName::Train, &opts)?);
             let mlp = pcam::config::ModelConfig {
                 kind: pcam::config::ModelKind::Mlp,
                 hidden: vec![64, 32],
@@ -1216,7 +1212,7 @@ pub fn run(cli: Cli) -> Result<()> {
             out,
         }) => {
             let cfg = config.resolve()?;
-            cfg.config.check_paths()?;
+            cfg.config.data.plan()?;
             let mut s = match &spec {
                 Some(p) => pcam::bench::throughput::load_spec(p)?,
                 None => pcam::bench::throughput::default_spec(),
@@ -1388,7 +1384,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }) => {
             let assets = assets_or_discover(assets)?;
             let opts = OpenOptions {
-                cache_dir: config::default_cache_dir(),
+                cache_dir: pcam::data::plan::default_cache_dir(),
                 chunk_cache_mb: 64,
                 progress,
             };
@@ -1500,7 +1496,7 @@ fn parse_indices(spec: &str) -> anyhow::Result<Vec<usize>> {
 /// Options for data commands that take `--cache-dir` instead of a config.
 fn standalone_options(cache_dir: Option<PathBuf>, progress: Progress) -> OpenOptions {
     OpenOptions {
-        cache_dir: cache_dir.unwrap_or_else(config::default_cache_dir),
+        cache_dir: cache_dir.unwrap_or_else(pcam::data::plan::default_cache_dir),
         chunk_cache_mb: 64,
         progress,
     }

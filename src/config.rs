@@ -4,7 +4,8 @@
 //! command-line overrides with YAML-typed values — deserialized once into
 //! [`RunConfig`] with unknown keys rejected, and validated once. The resolved config
 //! is serialised back to YAML and hashed; that hash identifies a configuration.
-//! Depends on nothing else in pcam but `error` and `fsutil`.
+//! Its `data:` section is [`crate::data::DataConfig`] (paths are checked when the data
+//! plan is built, not here). Depends on `data` (for that section), `error` and `fsutil`.
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -35,7 +36,7 @@ const EMBEDDED: &[(&str, &str)] = &[
 pub struct RunConfig {
     /// Master seed for training streams (init, order, augment, dropout).
     pub seed: u64,
-    pub data: DataConfig,
+    pub data: crate::data::DataConfig,
     pub model: ModelConfig,
     pub train: TrainConfig,
     /// Threshold choice and confidence intervals (runs made before it existed get the defaults).
@@ -81,55 +82,6 @@ pub enum ThresholdPolicy {
     MinRecall,
     /// `eval.fixed_threshold`.
     Fixed,
-}
-
-/// Where the data lives and how bad pixels are handled.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DataConfig {
-    /// Folder holding the PCAM files (`.h5` or `.h5.gz`).
-    pub dir: PathBuf,
-    /// Policy for out-of-range and NaN pixel values.
-    pub invalid: InvalidPolicy,
-    /// Seed for split construction, separate from the training seed.
-    pub split_seed: u64,
-    /// Folder for decompressed `.h5.gz` files; `None` means the user cache folder.
-    pub cache_dir: Option<PathBuf>,
-    /// HDF5 chunk-cache size per open file, in MiB.
-    pub chunk_cache_mb: usize,
-    /// A clean index from `pcam data audit --write-clean`: tiles it drops are left out of
-    /// every split this run reads. `None`: use every tile.
-    #[serde(default)]
-    pub exclude: Option<PathBuf>,
-    /// A split manifest from `pcam data split`: train/valid/test come from its lists
-    /// instead of the provided files. `None`: the provided splits.
-    #[serde(default)]
-    pub split_manifest: Option<PathBuf>,
-    /// Which fold of a k-fold split manifest is train/valid.
-    #[serde(default)]
-    pub fold: usize,
-}
-
-/// What to do with pixel values outside 0..=255 or NaN when mapping to u8.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum InvalidPolicy {
-    /// Clamp to 0..=255 (NaN becomes 0), and count.
-    Clip,
-    /// Drop every tile holding such a value, and count.
-    Drop,
-    /// Stop with an error naming the first offending tile.
-    Error,
-}
-
-impl std::fmt::Display for InvalidPolicy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            InvalidPolicy::Clip => "clip",
-            InvalidPolicy::Drop => "drop",
-            InvalidPolicy::Error => "error",
-        })
-    }
 }
 
 /// Model family and size.
@@ -322,7 +274,7 @@ impl ResolvedConfig {
 
 /// Builds the configuration from the embedded base, `files` in order, and `overrides`
 /// (`a.b=value`), then validates values. Paths are not checked here: see
-/// [`RunConfig::check_paths`].
+/// [`DataConfig::plan`](crate::data::DataConfig::plan).
 pub fn resolve(files: &[PathBuf], overrides: &[String]) -> Result<ResolvedConfig> {
     let mut layers = embedded_layers()?;
     for f in files {
@@ -536,60 +488,6 @@ impl RunConfig {
         }
         Ok(())
     }
-
-    /// Checks that the paths the config names exist.
-    pub fn check_paths(&self) -> Result<()> {
-        if !self.data.dir.is_dir() {
-            return Err(Error::ConfigField {
-                field: "data.dir".into(),
-                msg: format!("folder {} does not exist", self.data.dir.display()),
-                origin: None,
-            });
-        }
-        if let Some(p) = &self.data.exclude {
-            file_exists("data.exclude", "clean index", p)?;
-            crate::data::clean::CleanIndex::read(p)?;
-        }
-        if let Some(p) = &self.data.split_manifest {
-            file_exists("data.split_manifest", "split manifest", p)?;
-            let m = crate::data::split::SplitManifest::read(p)?;
-            m.selection(crate::data::SplitName::Train, self.data.fold)?;
-        }
-        Ok(())
-    }
-
-    /// The folder for decompressed `.h5.gz` files.
-    pub fn cache_dir(&self) -> PathBuf {
-        self.data
-            .cache_dir
-            .clone()
-            .unwrap_or_else(default_cache_dir)
-    }
-}
-
-/// Fails with a config-field error unless `path` (named by `field`) is a file.
-fn file_exists(field: &str, what: &str, path: &Path) -> Result<()> {
-    if path.is_file() {
-        return Ok(());
-    }
-    Err(Error::ConfigField {
-        field: field.into(),
-        msg: format!("{what} {} does not exist", path.display()),
-        origin: None,
-    })
-}
-
-/// `$PCAM_CACHE`, else `$XDG_CACHE_HOME/pcam`, else `~/.cache/pcam`.
-pub fn default_cache_dir() -> PathBuf {
-    if let Some(p) = std::env::var_os("PCAM_CACHE") {
-        return PathBuf::from(p);
-    }
-    if let Some(p) = std::env::var_os("XDG_CACHE_HOME") {
-        return PathBuf::from(p).join("pcam");
-    }
-    std::env::var_os("HOME")
-        .map(|h| PathBuf::from(h).join(".cache/pcam"))
-        .unwrap_or_else(|| PathBuf::from(".pcam-cache"))
 }
 
 fn parse_yaml(name: &str, text: &str) -> Result<Value> {
@@ -815,7 +713,7 @@ mod tests {
     fn embedded_defaults_resolve_and_validate() {
         let r = resolve(&[], &[]).unwrap();
         assert_eq!(r.config.model.kind, ModelKind::Mlp);
-        assert_eq!(r.config.data.invalid, InvalidPolicy::Clip);
+        assert_eq!(r.config.data.invalid, crate::data::InvalidPolicy::Clip);
         assert_eq!(r.sha256.len(), 64);
         assert!(r.sources[0].contains("data/default.yaml"));
     }
@@ -895,9 +793,9 @@ mod tests {
     }
 
     #[test]
-    fn missing_data_dir_is_reported_by_check_paths() {
+    fn missing_data_dir_is_reported_by_the_data_plan() {
         let r = resolve(&[], &ov(&["data.dir=/nonexistent/pcam"])).unwrap();
-        let e = r.config.check_paths().unwrap_err().to_string();
+        let e = r.config.data.plan().unwrap_err().to_string();
         assert!(
             e.contains("data.dir") && e.contains("does not exist"),
             "{e}"

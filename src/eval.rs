@@ -3,8 +3,6 @@
 //! `eval-<split>.json` and `predictions-<split>.csv` into the run folder. Thresholds
 //! other than 0.5, baselines and slicing build on this (journal Q5/Q6).
 
-use crate::data::hdf5::OpenOptions;
-use crate::data::loader::Tiles;
 use crate::data::SplitName;
 use crate::error::Error;
 use crate::error::Result;
@@ -251,8 +249,8 @@ pub fn evaluate_with(
         state,
         device,
     } = Trained::load(run, which)?;
-    let opts = OpenOptions::from_config(&c, progress);
-    let tiles = Tiles::for_run(&c, split, &opts)?;
+    let opts = c.data.open_options(progress);
+    let tiles = c.data.plan()?.tiles(split, &opts)?;
     let probs = crate::train::predict(&model, &tiles, &state.norm, c.train.batch_size, device);
     let threshold = if choose {
         let (t, _) = choose_threshold(&probs, &tiles.labels, &c.eval, split)?;

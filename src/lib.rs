@@ -1,9 +1,9 @@
 //! pcam: reproducible machine learning on PatchCamelyon.
 //!
-//! Data flows one way: [`config`] → [`data`] → model → train → metrics/slicing →
-//! tracking/[`report`]. Modules only use modules before them in that flow; [`seed`],
-//! [`error`], [`fsutil`], [`runtime`] and [`progress`] are leaves every stage may use, and
-//! [`journal`] sits on top of `report`.
+//! Data flows one way: [`config`] → [`data`] plan → model → train → metrics/slicing →
+//! tracking/[`report`]. Which module may import which is stated once, in the layering
+//! table of ARCHITECTURE.md, and checked by `tests/layering.rs`; [`error`], [`fsutil`],
+//! [`runtime`], [`progress`] and [`seed`] are the foundation every layer may use.
 
 pub mod audit;
 pub mod baseline;

@@ -2,7 +2,8 @@
 //! (conv–BN–ReLU–pool blocks, global average pooling, an MLP head). Dropout masks are
 //! drawn from a pcam RNG stream passed in by the caller, not from libtorch's global
 //! generator, so a training step is a pure function of (weights, batch, step) and a
-//! resumed run needs no hidden RNG state. Depends on `config` and `seed` only.
+//! resumed run needs no hidden RNG state. Depends on `config`, `data` (tile layout) and
+//! `seed` only.
 
 use crate::config::{ModelConfig, ModelKind};
 use crate::data::{CHANNELS, TILE};

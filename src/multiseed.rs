@@ -206,7 +206,7 @@ pub fn train_seeds(
         let mut o = overrides.to_vec();
         o.push(format!("seed={seed}"));
         let cfg = crate::config::resolve(files, &o)?;
-        cfg.config.check_paths()?;
+        cfg.config.data.plan()?;
         crate::tracking::Target::resolve(&cfg.config)?;
         Ok(cfg)
     };

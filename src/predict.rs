@@ -5,9 +5,9 @@
 //! atomically and names every input tile, including those the run's `data.invalid`
 //! policy drops.
 
-use crate::config::InvalidPolicy;
-use crate::data::hdf5::{Images, OpenOptions};
+use crate::data::hdf5::Images;
 use crate::data::loader::Tiles;
+use crate::data::InvalidPolicy;
 use crate::data::TILE_BYTES;
 use crate::error::{Error, Result};
 use crate::eval::{check_threshold, run_threshold, Threshold};
@@ -135,7 +135,7 @@ pub fn predict(
         state,
         device,
     } = crate::eval::Trained::load_on(run, which, device)?;
-    let opts = OpenOptions::from_config(&c, progress);
+    let opts = c.data.open_options(progress);
     let batch = c.train.batch_size.max(1);
     // Unlike training, a prediction must not stop at a bad tile: `error` becomes `clip`
     // with a note; `drop` leaves the tile's probability empty.

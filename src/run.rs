@@ -2,7 +2,8 @@
 //! (evaluation, notebooks, the journal, tracking) reads from it:
 //! `config.yaml` + `config.sha256`, `manifest.json` (code, data, software, machine),
 //! `history/{epochs,steps}.csv`, `checkpoints/{last,best}.ckpt`, `metrics.json`.
-//! Files are written atomically. A leaf over `config` and `fsutil`.
+//! Files are written atomically. Depends on `config`, `data` (whether the data is
+//! synthetic), `seed`, `error` and `fsutil`.
 
 use crate::config::ResolvedConfig;
 use crate::error::{Error, Result};

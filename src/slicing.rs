@@ -5,10 +5,9 @@
 //! with seeded bootstrap intervals, ranked by their gap to the global value. Writes
 //! `slices-<split>.json` and `slices-<split>.md` into the run folder.
 
-use crate::audit::tile::TileFacts;
 use crate::data::clean::CleanIndex;
-use crate::data::hdf5::{OpenOptions, Split};
-use crate::data::loader::Tiles;
+use crate::data::features::TileFacts;
+use crate::data::hdf5::Split;
 use crate::data::{SplitName, TILE_BYTES};
 use crate::error::{Error, Result};
 use crate::metrics::{self, Confusion};
@@ -151,8 +150,8 @@ pub fn slice(run: &RunDir, split: SplitName, progress: Progress) -> Result<Slice
     let pred_path = run.path.join(format!("predictions-{split}.csv"));
     let crate::eval::Predictions { at, labels, probs } = crate::eval::read_predictions(run, split)?;
     let threshold = crate::eval::run_threshold(run)?.threshold;
-    let opts = OpenOptions::from_config(&c, progress);
-    let tiles = Tiles::for_run(&c, split, &opts)?;
+    let opts = c.data.open_options(progress);
+    let tiles = c.data.plan()?.tiles(split, &opts)?;
     let same = tiles.len() == at.len()
         && (0..at.len()).all(|i| {
             tiles.file_index[i] == at[i].1

@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use pcam::data::hdf5::{Images, OpenOptions};
-use pcam::config::InvalidPolicy;
+use pcam::data::InvalidPolicy;
 
 fuzz_target!(|data: &[u8]| {
     let dir = std::env::temp_dir().join(format!("pcam-fuzz-hdf5-{}", std::process::id()));

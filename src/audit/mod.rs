@@ -1,25 +1,22 @@
 //! `pcam data audit DIR`: leakage and poisoning, computed from the files (journal Q2).
 //! One streaming pass per split through chunk-aligned blocks keeps a few hundred bytes
-//! per tile ([`tile::TileFacts`]); everything else — duplicate groups, near-duplicate
+//! per tile ([`TileFacts`]); everything else — duplicate groups, near-duplicate
 //! search, slides shared between splits, the label-noise model, normalisation checks
 //! of runs — works on those facts. Writes `audit.json`, `audit.md` and example grids
 //! into the report folder, and optionally a clean index (never touching the data).
 
 pub mod labelnoise;
-pub mod phash;
-pub mod tile;
 
-use crate::config::InvalidPolicy;
 use crate::data::clean::{CleanIndex, Dropped};
+use crate::data::features::{self, phash, TileFacts};
 use crate::data::hdf5::{OpenOptions, Split};
 use crate::data::loader::{NormAccumulator, NormStats};
-use crate::data::{SplitFiles, SplitName, TILE_BYTES};
+use crate::data::{InvalidPolicy, SplitFiles, SplitName, TILE_BYTES};
 use crate::error::{Error, Result};
 use crate::seed::Seeds;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use tile::TileFacts;
 
 /// Decision rules, all reported with the results.
 #[derive(Debug, Clone, Serialize)]
@@ -55,11 +52,11 @@ impl Default for Thresholds {
             blank_mean_below: 5.0,
             saturated_mean_above: 250.0,
             low_tissue_below: 0.05,
-            tissue_od: tile::TISSUE_OD,
+            tissue_od: features::TISSUE_OD,
             trigger_min_pairs: 6,
             trigger_max_box: 16,
-            near_black_max: tile::BLACK,
-            near_white_min: tile::WHITE,
+            near_black_max: features::BLACK,
+            near_white_min: features::WHITE,
             near_distance: 6,
             near_min_correlation: 0.95,
             min_ac_energy: 0.02,
@@ -386,7 +383,7 @@ pub fn audit(dir: &Path, opts: &AuditOptions, open: &OpenOptions) -> Result<Audi
         for (m, d) in found {
             let (a, b) = ((q.min(m)) as usize, (q.max(m)) as usize);
             if d <= th.near_distance && !exact.contains(&(a, b)) && !near.contains_key(&(a, b)) {
-                let corr = tile::thumb_correlation(&rows[a].facts.thumb, &rows[b].facts.thumb);
+                let corr = features::thumb_correlation(&rows[a].facts.thumb, &rows[b].facts.thumb);
                 if corr >= th.near_min_correlation {
                     near.insert((a, b), d);
                 }
@@ -709,7 +706,9 @@ fn norm_checks(dir: &Path, runs: &Path, open: &OpenOptions) -> Result<Vec<NormCh
         };
         // The train split exactly as the run read it (policy, clean index, split manifest).
         let mut acc = NormAccumulator::default();
-        crate::data::loader::visit_run(&c, SplitName::Train, open, &mut |_, _, _, px| acc.add(px))?;
+        c.data
+            .plan()?
+            .visit(SplitName::Train, open, &mut |_, _, _, px| acc.add(px))?;
         let train = acc.finish();
         if valid.is_none() && present.contains(&SplitName::Valid) {
             valid = Some(plain(SplitName::Valid)?);

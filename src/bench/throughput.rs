@@ -370,7 +370,7 @@ impl TileStream {
             .ranges(split.images.chunk_rows().unwrap_or(32))
             .into_iter()
             .cycle();
-        let read = move |r| split.read_block(r, crate::config::InvalidPolicy::Clip);
+        let read = move |r| split.read_block(r, crate::data::InvalidPolicy::Clip);
         let blocks: Box<dyn Iterator<Item = Result<Block>>> = if reader_thread {
             Box::new(loader::read_ahead(ranges, 2, read).0.into_iter())
         } else {
@@ -588,7 +588,7 @@ pub fn run(cfg: &RunConfig, spec: &ThroughputSpec, progress: Progress) -> Result
     let device = crate::device::select(cfg.train.device)?;
     let seeds = Seeds::new(cfg.seed);
     let pins = seeds.apply_to_torch(cfg.train.threads);
-    let opts = OpenOptions::from_config(cfg, progress);
+    let opts = cfg.data.open_options(progress);
     let split = spec.split_name();
     let mut stream = TileStream::open(&cfg.data.dir, split, &opts, true)?;
     let mut inline = TileStream::open(&cfg.data.dir, split, &opts, false)?;

@@ -5,8 +5,8 @@
 //! type are mapped to u8 under an explicit [`InvalidPolicy`], and every out-of-range
 //! or NaN value is counted, because HDF5's own float→u8 conversion hides them.
 
+use super::plan::InvalidPolicy;
 use super::{SplitFiles, SplitName, CHANNELS, TILE, TILE_BYTES};
-use crate::config::InvalidPolicy;
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use hdf5::types::{FloatSize, IntSize, TypeDescriptor};
@@ -363,17 +363,6 @@ pub struct OpenOptions {
     /// HDF5 chunk cache per file, MiB.
     pub chunk_cache_mb: usize,
     pub progress: Progress,
-}
-
-impl OpenOptions {
-    /// The options a run's configuration asks for (`data.cache_dir`, `data.chunk_cache_mb`).
-    pub fn from_config(c: &crate::config::RunConfig, progress: Progress) -> OpenOptions {
-        OpenOptions {
-            cache_dir: c.cache_dir(),
-            chunk_cache_mb: c.data.chunk_cache_mb,
-            progress,
-        }
-    }
 }
 
 impl Split {

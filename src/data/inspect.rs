@@ -5,8 +5,8 @@
 //! Every number is computed from the files; nothing is assumed from names.
 
 use super::hdf5::{OpenOptions, PixelStats, Split};
+use super::plan::InvalidPolicy;
 use super::{SplitFiles, SplitName, TILE_BYTES};
-use crate::config::InvalidPolicy;
 use crate::error::{Error, Result};
 use serde::Serialize;
 use std::io::Write;

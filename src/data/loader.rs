@@ -6,11 +6,9 @@
 //! train split only. Batches are assembled in a background thread, strictly in order,
 //! so their content never depends on thread timing.
 
-use super::clean::CleanIndex;
 use super::hdf5::{OpenOptions, PixelStats, Split};
-use super::split::SplitManifest;
+use super::plan::InvalidPolicy;
 use super::{SplitName, CHANNELS, TILE, TILE_BYTES};
-use crate::config::{InvalidPolicy, RunConfig};
 use crate::error::{Error, Result};
 use crate::seed::Seeds;
 use rand::seq::SliceRandom;
@@ -60,18 +58,8 @@ impl Tiles {
         Ok(t)
     }
 
-    /// Reads the tiles of logical split `split` the way run config `c` asks: the provided
-    /// file, or the lists of `data.split_manifest` (fold `data.fold`), minus the tiles
-    /// `data.exclude` drops, under `data.invalid`.
-    pub fn for_run(c: &RunConfig, split: SplitName, opts: &OpenOptions) -> Result<Tiles> {
-        let mut t = Tiles::unlabelled(Vec::new(), Vec::new());
-        let stats = visit_run(c, split, opts, &mut t.pusher())?;
-        t.stats = stats;
-        Ok(t)
-    }
-
     /// A sink for [`visit`] that appends each tile.
-    fn pusher(&mut self) -> impl FnMut(SplitName, usize, u8, &[u8]) + '_ {
+    pub(super) fn pusher(&mut self) -> impl FnMut(SplitName, usize, u8, &[u8]) + '_ {
         move |source, i, label, px| {
             self.pixels.extend_from_slice(px);
             self.labels.push(label);
@@ -111,55 +99,9 @@ impl Tiles {
 /// Receives `(source split, file index, label, tile pixels)` for each tile streamed.
 pub type TileSink<'a> = dyn FnMut(SplitName, usize, u8, &[u8]) + 'a;
 
-/// Calls `f(source split, file index, label, tile)` for every tile of logical split
-/// `split` as run config `c` defines it (see [`Tiles::for_run`]), streaming block by
-/// block; returns the pixel statistics of the blocks read.
-pub fn visit_run(
-    c: &RunConfig,
-    split: SplitName,
-    opts: &OpenOptions,
-    f: &mut TileSink<'_>,
-) -> Result<PixelStats> {
-    let dir = &c.data.dir;
-    let exclude = match &c.data.exclude {
-        Some(p) => Some(CleanIndex::read(p)?),
-        None => None,
-    };
-    let skip = |s: SplitName| exclude.as_ref().map(|e| e.dropped(s)).unwrap_or_default();
-    let mut stats = PixelStats::default();
-    match &c.data.split_manifest {
-        None => visit(
-            dir,
-            split,
-            None,
-            c.data.invalid,
-            &skip(split),
-            opts,
-            &mut stats,
-            f,
-        )?,
-        Some(p) => {
-            let m = SplitManifest::read(p)?;
-            for (&source, keep) in m.selection(split, c.data.fold)? {
-                visit(
-                    dir,
-                    source,
-                    Some(keep),
-                    c.data.invalid,
-                    &skip(source),
-                    opts,
-                    &mut stats,
-                    f,
-                )?;
-            }
-        }
-    }
-    Ok(stats)
-}
-
 /// Streams the tiles of file split `split` (only `keep`, sorted, when given) minus `skip`.
 #[allow(clippy::too_many_arguments)]
-fn visit(
+pub(super) fn visit(
     dir: &Path,
     split: SplitName,
     keep: Option<&[usize]>,

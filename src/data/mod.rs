@@ -1,17 +1,22 @@
 //! Data: the PCAM file layout, HDF5 reading with explicit pixel policies, `.h5.gz`
-//! handling, inspection reports and the synthetic PCAM generator. Depends on
-//! `config` (for [`InvalidPolicy`](crate::config::InvalidPolicy)) and `seed`, never on
+//! handling, inspection reports, the synthetic PCAM generator, seeded split manifests,
+//! clean indexes, hand-made tile features, the input pipeline, and the checked data plan
+//! ([`plan::Plan`]) built from a run config's `data:` section. Depends only on the
+//! foundation (`error`, `fsutil`, `seed`, `runtime`, `progress`): never on `config`,
 //! models or training.
 
 pub mod clean;
+pub mod features;
 pub mod gz;
 pub mod hdf5;
 pub mod inspect;
 pub mod loader;
+pub mod plan;
 pub mod split;
 pub mod synth;
 pub mod tile_png;
 
+pub use plan::{DataConfig, InvalidPolicy, Plan};
 use std::fmt;
 use std::path::{Path, PathBuf};
 

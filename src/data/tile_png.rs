@@ -4,8 +4,8 @@
 //! images of 96×96; anything else is refused with the reason.
 
 use super::hdf5::{OpenOptions, Split};
+use super::plan::InvalidPolicy;
 use super::{SplitName, TILE, TILE_BYTES};
-use crate::config::InvalidPolicy;
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 

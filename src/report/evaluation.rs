@@ -237,7 +237,7 @@ pub fn error_gallery(
     opts: &OpenOptions,
 ) -> Result<Figure> {
     let all: Vec<usize> = (0..p.probs.len()).collect();
-    let tiles = Tiles::for_run(&run.config()?, split, opts)?;
+    let tiles = run.config()?.data.plan()?.tiles(split, opts)?;
     gallery_of(name, &tiles, &all, p, threshold, n)
 }
 
@@ -317,7 +317,7 @@ pub fn save_all(
     )?);
     figs.push(calibration(&format!("{split}_calibration"), &p, &what)?);
     figs.push(slice_recall(&format!("{split}_slices"), slices)?);
-    let tiles = Tiles::for_run(&run.config()?, split, opts)?;
+    let tiles = run.config()?.data.plan()?.tiles(split, opts)?;
     let all: Vec<usize> = (0..p.probs.len()).collect();
     figs.push(gallery_of(
         &format!("{split}_errors"),

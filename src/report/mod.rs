@@ -1,8 +1,10 @@
 //! Report: tables (polars DataFrames rendered as HTML in notebooks and as Markdown for
 //! the journal) and figures (plotters charts rendered to PNG with an embedded font, shown
 //! inline in evcxr and saved under `assets/`). Notebooks and the CLI use the same
-//! helpers, so a figure made by either is byte-identical. Last in the data flow: it may
-//! read from every other module; nothing reads from it.
+//! helpers, so a figure made by either is byte-identical. The rendering layer (tables,
+//! figures, charts, the numbers behind derived assets) depends on `data` (tile images),
+//! `error` and `fsutil` only; the domain renderers `bench`, `evaluation` and `search` still
+//! read the modules they draw (leftover edges listed in ARCHITECTURE.md).
 
 pub mod bench;
 pub mod charts;

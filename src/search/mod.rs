@@ -67,7 +67,7 @@ pub fn prepare(spec_path: &Path) -> Result<Sweep> {
                 format!("trial {} ({}): {e}", t.index, t.overrides().join(" ")),
             )
         })?;
-        cfg.config.check_paths()?;
+        cfg.config.data.plan()?;
     }
     let frozen = Frozen {
         spec: sweep.spec.clone(),

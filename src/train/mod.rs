@@ -9,7 +9,6 @@ pub mod policy;
 pub mod schedule;
 
 use crate::config::ResolvedConfig;
-use crate::data::hdf5::OpenOptions;
 use crate::data::loader::{self, NormStats, Tiles};
 use crate::data::SplitName;
 use crate::error::{Error, Result};
@@ -88,7 +87,7 @@ pub fn fit_until(
     after_epoch: &mut dyn FnMut(&RunDir),
 ) -> Result<FitSummary> {
     let c = &cfg.config;
-    c.check_paths()?;
+    let plan = c.data.plan()?;
     // A run stopped before its first checkpoint has nothing to resume: it starts again
     // from the beginning in the same folder (the same seed gives the same run).
     let resume = resume && {
@@ -104,9 +103,9 @@ pub fn fit_until(
     let seeds = Seeds::new(c.seed);
     let pins = seeds.apply_to_torch(c.train.threads);
     let device = crate::device::select(c.train.device)?;
-    let opts = OpenOptions::from_config(c, progress);
-    let train = Arc::new(Tiles::for_run(c, SplitName::Train, &opts)?);
-    let valid = Tiles::for_run(c, SplitName::Valid, &opts)?;
+    let opts = c.data.open_options(progress);
+    let train = Arc::new(plan.tiles(SplitName::Train, &opts)?);
+    let valid = plan.tiles(SplitName::Valid, &opts)?;
     if train.is_empty() || valid.is_empty() {
         return Err(Error::bad_file(
             &c.data.dir,

@@ -1,10 +1,17 @@
-//! Per-tile measurements for the audit, from one u8 tile: colour statistics, tissue
-//! fraction, the small high-contrast artefact test, the content hash and the perceptual
-//! hashes. Everything kept per tile is a few hundred bytes, so a split is audited in
-//! bounded memory while its pixels stream past.
+//! Hand-made tile features, from one u8 tile: colour statistics, tissue fraction, stain
+//! (optical density), the small high-contrast artefact test, the content hash and the
+//! perceptual hashes ([`TileFacts`]), and the logistic regression scored on them
+//! ([`Logistic`]). The audit, slicing and the feature baseline all read tiles through
+//! these. Everything kept per tile is a few hundred bytes, so a split is measured in
+//! bounded memory while its pixels stream past. Depends on `data`'s layout constants and
+//! `error` only.
 
-use super::phash::{self, Hashes};
+mod logistic;
+pub mod phash;
+
 use crate::data::{CHANNELS, TILE};
+pub use logistic::Logistic;
+use phash::Hashes;
 
 /// A pixel counts as tissue when its optical density (summed over RGB) exceeds this.
 pub const TISSUE_OD: f32 = 0.45;
