@@ -257,7 +257,7 @@ fn every_import_follows_the_layering_in_architecture_md() {
         }
     }
     // The target layering must be a DAG; the leftovers are the known breaches of it
-    // (one of them closes the report ⇄ search cycle until the renderers move).
+    // (the report renderers' edges close a cycle until those renderers move).
     if let Some(c) = cycle(&allowed) {
         problems.push(format!(
             "the table's allowed edges have a cycle: {}",
