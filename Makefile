@@ -48,7 +48,7 @@ notebooks-check: setup ## Execute notebooks into a temp folder; fail on errors o
 	@scripts/notebooks.sh check
 
 journal-check: setup ## Fail on stale journal tables, missing figures/notebooks, unanswered questions
-	@target/release/pcam journal check
+	@target/release/pcam-course journal check
 
 bench: setup ## Benchmarks: synthesis tiles/s; training img/s; audit tiles/s + RSS; ROC-AUC/AP vs scikit-learn; throughput sweep
 	@$(ENV) cargo bench --locked --bench synth
@@ -70,10 +70,10 @@ mlflow-stop: ## Stop the local MLflow server started by make mlflow (by its PID)
 
 lint: setup ## rustfmt check and clippy with warnings as errors
 	@if command -v rustup >/dev/null; then rustup component add rustfmt clippy >/dev/null 2>&1 || true; fi
-	@$(ENV) cargo fmt --check && cargo clippy --release --locked --all-targets -- -D warnings
+	@$(ENV) cargo fmt --all --check && cargo clippy --release --locked --all-targets -- -D warnings
 
 fmt: ## Format the code
-	@cargo fmt
+	@cargo fmt --all
 
 clean: ## Remove build outputs, demo data and demo runs (keeps .venv)
 	rm -rf target data/demo runs/demo

@@ -121,5 +121,5 @@ else
   .venv/bin/python scripts/nbcheck.py "${nbs[@]}"
   # a full run defines the hardware the assets belong to
   [ "$#" -gt 1 ] || machine > assets/MACHINE
-  target/release/pcam journal render
+  target/release/pcam-course journal render
 fi

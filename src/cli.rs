@@ -149,9 +149,6 @@ pub enum Command {
     /// Export tables and figures to assets/ (the same helpers the notebooks use).
     #[command(subcommand)]
     Report(ReportCmd),
-    /// Keep journal.md in step with assets/ and check it is complete.
-    #[command(subcommand)]
-    Journal(JournalCmd),
     /// Show the pcam version and what the linked libtorch and HDF5 offer here.
     Info {
         /// Print JSON instead of text.
@@ -525,31 +522,6 @@ pub enum ReportCmd {
         #[arg(long)]
         complete: bool,
     },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum JournalCmd {
-    /// Refresh the marked table blocks of journal.md from assets/tables/.
-    Render {
-        #[arg(long, default_value = "journal.md")]
-        journal: PathBuf,
-        #[arg(long, value_name = "DIR")]
-        assets: Option<PathBuf>,
-    },
-    /// Fail on stale tables, missing figures or notebooks, and unanswered questions.
-    Check {
-        #[arg(long, default_value = "journal.md")]
-        journal: PathBuf,
-        #[arg(long, value_name = "DIR")]
-        assets: Option<PathBuf>,
-    },
-}
-
-fn assets_or_discover(dir: Option<PathBuf>) -> Result<Assets> {
-    Ok(match dir {
-        Some(d) => Assets::at(d),
-        None => Assets::discover()?,
-    })
 }
 
 impl Command {
@@ -1311,7 +1283,7 @@ pub fn run(cli: Cli) -> Result<()> {
             same_machine,
             complete,
         }) => {
-            let committed = assets_or_discover(assets)?;
+            let committed = Assets::from_flag(assets)?;
             let r = pcam::report::derived::check(committed.dir(), &fresh, same_machine, complete)?;
             for line in &r.deviations {
                 println!("[notebooks] {line}");
@@ -1339,7 +1311,7 @@ pub fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Report(ReportCmd::Bench { dir, name, assets }) => {
-            let assets = assets_or_discover(assets)?;
+            let assets = Assets::from_flag(assets)?;
             let reports = pcam::report::bench::read_reports(&dir)?;
             if reports.is_empty() {
                 return Err(pcam::Error::Usage(format!(
@@ -1382,7 +1354,7 @@ pub fn run(cli: Cli) -> Result<()> {
             name,
             assets,
         }) => {
-            let assets = assets_or_discover(assets)?;
+            let assets = Assets::from_flag(assets)?;
             let opts = OpenOptions {
                 cache_dir: pcam::data::plan::default_cache_dir(),
                 chunk_cache_mb: 64,
@@ -1395,43 +1367,6 @@ pub fn run(cli: Cli) -> Result<()> {
             let table = pcam::report::dataset::size_table(&reports)?.export(&assets, &name)?;
             let figure = pcam::report::dataset::size_figure(&name, &reports)?.save(&assets)?;
             println!("wrote {} and {}", table.display(), figure.display());
-        }
-        Command::Journal(JournalCmd::Render { journal, assets }) => {
-            let changed = pcam::journal::render(&journal, &assets_or_discover(assets)?)?;
-            if changed.is_empty() {
-                println!("{}: every table block is up to date", journal.display());
-            } else {
-                println!("{}: refreshed {}", journal.display(), changed.join(", "));
-            }
-        }
-        Command::Journal(JournalCmd::Check { journal, assets }) => {
-            let r = pcam::journal::check(&journal, &assets_or_discover(assets)?)?;
-            let answered = r.questions.iter().filter(|q| q.answered).count();
-            let mut pending: Vec<String> = r
-                .questions
-                .iter()
-                .filter(|q| !q.answered)
-                .filter_map(|q| q.pending_issue.map(|i| format!("{} (issue {i})", q.id)))
-                .collect();
-            pending.dedup();
-            println!(
-                "{}: {answered} of {} sub-questions answered",
-                journal.display(),
-                r.questions.len()
-            );
-            if !pending.is_empty() {
-                println!("  pending, their issues still open: {}", pending.join(", "));
-            }
-            for p in &r.problems {
-                println!("  problem: {p}");
-            }
-            if !r.problems.is_empty() {
-                anyhow::bail!(
-                    "{}: {} problems (listed above)",
-                    journal.display(),
-                    r.problems.len()
-                );
-            }
         }
         Command::Info { json } => {
             let info = pcam::device::runtime_info();

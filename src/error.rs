@@ -98,3 +98,18 @@ impl Error {
 pub fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
+
+/// The one line a binary prints for a failure: the error and its causes, outermost first,
+/// each cause once (pcam's messages already quote the causes they wrap), on one line.
+pub fn chain_line(causes: impl IntoIterator<Item = String>) -> String {
+    let mut msg = String::new();
+    for cause in causes {
+        if !msg.contains(&cause) {
+            if !msg.is_empty() {
+                msg += ": ";
+            }
+            msg += &cause;
+        }
+    }
+    one_line(&msg)
+}

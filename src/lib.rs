@@ -3,7 +3,9 @@
 //! Data flows one way: [`config`] → [`data`] plan → model → train → metrics/slicing →
 //! tracking/[`report`]. Which module may import which is stated once, in the layering
 //! table of ARCHITECTURE.md, and checked by `tests/layering.rs`; [`error`], [`fsutil`],
-//! [`runtime`], [`progress`] and [`seed`] are the foundation every layer may use.
+//! [`runtime`], [`progress`] and [`seed`] are the foundation every layer may use. The
+//! repository's own checks (journal, README and CI audits) live in the `pcam-course`
+//! crate (`course/`), which depends on this library and not the other way round.
 
 pub mod audit;
 pub mod baseline;
@@ -15,7 +17,6 @@ pub mod device;
 pub mod error;
 pub mod eval;
 pub mod fsutil;
-pub mod journal;
 pub mod metrics;
 pub mod model;
 pub mod multiseed;

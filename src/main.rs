@@ -19,18 +19,7 @@ fn main() {
         pcam::runtime::passive_openmp();
     }
     if let Err(e) = cli::run(cli) {
-        // The error and its causes, each cause once (pcam's messages already quote theirs).
-        let mut msg = String::new();
-        for cause in e.chain().map(|c| c.to_string()) {
-            if !msg.contains(&cause) {
-                msg += &if msg.is_empty() {
-                    cause
-                } else {
-                    format!(": {cause}")
-                };
-            }
-        }
-        let msg = pcam::error::one_line(&msg);
+        let msg = pcam::error::chain_line(e.chain().map(|c| c.to_string()));
         eprintln!("error: {msg}");
         std::process::exit(2);
     }

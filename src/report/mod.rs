@@ -8,10 +8,8 @@
 
 pub mod bench;
 pub mod charts;
-pub mod ci;
 pub mod dataset;
 pub mod derived;
-pub mod docs;
 pub mod evaluation;
 pub mod figure;
 pub mod search;
@@ -43,6 +41,14 @@ impl Assets {
             return Ok(Assets::at(d));
         }
         Ok(Assets::at(project_root()?.join("assets")))
+    }
+
+    /// The folder given on a command line (`--assets DIR`), else [`Assets::discover`].
+    pub fn from_flag(dir: Option<PathBuf>) -> Result<Assets> {
+        match dir {
+            Some(d) => Ok(Assets::at(d)),
+            None => Assets::discover(),
+        }
     }
 
     /// The folder.
@@ -77,7 +83,7 @@ pub fn project_root() -> Result<PathBuf> {
 
 /// Checks an asset name: lower-case letters, digits, `_` and `-` only, so names are
 /// safe as file names and as journal markers.
-pub(crate) fn check_name(name: &str) -> Result<()> {
+pub fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name
             .chars()

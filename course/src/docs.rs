@@ -2,8 +2,8 @@
 //! command the README shows, where it is exercised — an integration test, `make demo`, a
 //! Slurm script that `tests/slurm.rs` submits, or a `make` target CI runs.
 
-use super::Table;
-use crate::error::{Error, Result};
+use pcam::error::{Error, Result};
+use pcam::report::Table;
 use std::path::Path;
 
 /// Sections the journal (Q9.2) and issue 10 ask for, with the words a heading may use.
@@ -85,6 +85,10 @@ pub fn command_key(line: &str) -> Option<String> {
             let k = pcam_key(rest);
             (!k.is_empty()).then(|| format!("pcam {k}"))
         }
+        "target/release/pcam-course" | "pcam-course" => {
+            let k = pcam_key(rest);
+            (!k.is_empty()).then(|| format!("pcam-course {k}"))
+        }
         "make" => rest.first().map(|t| format!("make {t}")),
         "slurm/submit.sh" => rest.first().map(|j| format!("submit.sh {j}")),
         _ => None,
@@ -104,7 +108,7 @@ fn words_of(text: &str) -> String {
     )
 }
 
-/// Audits `README.md` under `root` against `tests/*.rs`, `scripts/demo.sh` (make demo),
+/// Audits `README.md` under `root` against `tests/*.rs` and `course/tests/*.rs`, `scripts/demo.sh` (make demo),
 /// `slurm/*.sbatch` (submitted by tests/slurm.rs), `.ci/run` and the workflows.
 pub fn audit_readme(root: &Path) -> Result<ReadmeAudit> {
     let readme = root.join("README.md");
@@ -127,6 +131,9 @@ pub fn audit_readme(root: &Path) -> Result<ReadmeAudit> {
         Ok(())
     };
     add("tests", ".rs")?;
+    if root.join("course/tests").is_dir() {
+        add("course/tests", ".rs")?;
+    }
     add("slurm", ".sbatch")?;
     let demo = root.join("scripts/demo.sh");
     let demo_text = std::fs::read_to_string(&demo).map_err(|e| Error::io(&demo, "reading", e))?;
@@ -134,10 +141,10 @@ pub fn audit_readme(root: &Path) -> Result<ReadmeAudit> {
     let makefile = std::fs::read_to_string(root.join("Makefile")).unwrap_or_default();
     let ci = root.join(".ci/run");
     let ci_text = std::fs::read_to_string(&ci).map_err(|e| Error::io(&ci, "reading", e))?;
-    let ci_targets = super::ci::make_targets(&ci_text);
+    let ci_targets = crate::ci::make_targets(&ci_text);
     let wf = root.join(".github/workflows/ci.yml");
     let wf_targets: Vec<String> = if wf.is_file() {
-        super::ci::read_workflow(&wf)?
+        crate::ci::read_workflow(&wf)?
             .jobs
             .iter()
             .flat_map(|j| j.steps.iter().flat_map(|s| s.make_targets.clone()))
@@ -226,7 +233,10 @@ impl Context<'_> {
                 .map(|(n, _)| n.clone())
                 .collect();
         }
-        let needle = match key.strip_prefix("pcam ") {
+        let needle = match key
+            .strip_prefix("pcam ")
+            .or_else(|| key.strip_prefix("pcam-course "))
+        {
             Some(k) => format!(" {k} "),
             None => format!(" {key} "),
         };
@@ -385,13 +395,17 @@ mod tests {
             command_key("slurm/submit.sh bench --gpu").as_deref(),
             Some("submit.sh bench")
         );
+        assert_eq!(
+            command_key("target/release/pcam-course journal check").as_deref(),
+            Some("pcam-course journal check")
+        );
         assert_eq!(command_key("export X=1"), None);
         assert_eq!(command_key("pcam [--quiet] <command>"), None);
     }
 
     #[test]
     fn the_projects_readme_has_every_section_and_every_command_is_exercised() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         let a = audit_readme(root).unwrap();
         assert!(
             a.missing_sections().is_empty(),

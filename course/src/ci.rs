@@ -2,8 +2,8 @@
 //! CI script (`.ci/run`, what `make check` runs) and a CI log. What runs where, whether
 //! both run the same steps, and how long each step took.
 
-use super::Table;
-use crate::error::{Error, Result};
+use pcam::error::{Error, Result};
+use pcam::report::Table;
 use serde_yaml_ng::Value;
 use std::path::Path;
 

@@ -5,8 +5,8 @@
 //! `assets/`, and sub-questions without an answer. Questions whose issue is still open
 //! are listed once, in [`PENDING`], and reported rather than failed.
 
-use crate::error::{Error, Result};
-use crate::report::Assets;
+use pcam::error::{Error, Result};
+use pcam::report::Assets;
 use std::path::{Path, PathBuf};
 
 /// Sub-questions (by id prefix) answered by issues that are still open, with the issue.
@@ -49,7 +49,7 @@ fn blocks(path: &Path, text: &str) -> Result<Vec<Block>> {
                 Error::bad_file(path, format!("line {line}: unterminated table marker"))
             })?;
         let name = text[start + OPEN.len()..head_end - 3].trim().to_string();
-        crate::report::check_name(&name)
+        pcam::report::check_name(&name)
             .map_err(|_| Error::bad_file(path, format!("line {line}: bad table name `{name}`")))?;
         let close = text[head_end..]
             .find(CLOSE)
@@ -100,7 +100,7 @@ pub fn render(journal: &Path, assets: &Assets) -> Result<Vec<String>> {
     }
     out.push_str(&text[last..]);
     if !changed.is_empty() {
-        crate::fsutil::write_atomic(journal, out.as_bytes())?;
+        pcam::fsutil::write_atomic(journal, out.as_bytes())?;
     }
     Ok(changed)
 }
@@ -123,6 +123,34 @@ pub struct CheckReport {
 }
 
 impl CheckReport {
+    /// What `pcam-course journal check` prints: answered / total, pending sub-questions
+    /// with their issues, then one line per problem.
+    pub fn summary(&self, journal: &Path) -> String {
+        let answered = self.questions.iter().filter(|q| q.answered).count();
+        let mut pending: Vec<String> = self
+            .questions
+            .iter()
+            .filter(|q| !q.answered)
+            .filter_map(|q| q.pending_issue.map(|i| format!("{} (issue {i})", q.id)))
+            .collect();
+        pending.dedup();
+        let mut out = format!(
+            "{}: {answered} of {} sub-questions answered\n",
+            journal.display(),
+            self.questions.len()
+        );
+        if !pending.is_empty() {
+            out += &format!(
+                "  pending, their issues still open: {}\n",
+                pending.join(", ")
+            );
+        }
+        for p in &self.problems {
+            out += &format!("  problem: {p}\n");
+        }
+        out
+    }
+
     /// Sub-questions that are neither answered nor pending.
     pub fn unanswered(&self) -> impl Iterator<Item = &Question> {
         self.questions
@@ -146,7 +174,7 @@ pub fn check(journal: &Path, assets: &Assets) -> Result<CheckReport> {
                 p.display()
             )),
             Ok(t) if text[b.content.clone()] != block_body(&t) => r.problems.push(format!(
-                "line {}: table `{}` is stale: run `pcam journal render`",
+                "line {}: table `{}` is stale: run `pcam-course journal render`",
                 b.line, b.name
             )),
             Ok(_) => {}
