@@ -659,7 +659,8 @@ fn ten_sigkills_at_seeded_random_points_always_resume_bitwise() {
     );
     assert_eq!(o.code, 0, "{}", o.stderr);
     // This machine's pace, measured on the uninterrupted run: seconds per epoch from its
-    // history, start-up as the rest of its wall time.
+    // history, start-up as the rest of its wall time (an over-estimate: that rest also holds
+    // every epoch's validation and checkpoint, so the waits below stop at the next epoch).
     let wall = t0.elapsed().as_secs_f64();
     let h = pcam::train::read_history(&d.path().join("full")).unwrap();
     let training: f64 = h.epochs.iter().map(|e| e.seconds).sum();
@@ -696,17 +697,25 @@ fn ten_sigkills_at_seeded_random_points_always_resume_bitwise() {
         let before = csv_data_lines(&epochs_csv);
         let mut child = cmd.spawn().unwrap();
         match at {
-            KillAt::StartUp => std::thread::sleep(Duration::from_secs_f64(
-                start_up * rng.random_range(0.0..0.8),
-            )),
+            // Within start-up: a share of the measured start-up, cut short by the run's
+            // first new epoch (the reference pace may come from a busier moment).
+            KillAt::StartUp => wait_at_most_until(
+                &mut child,
+                &format!("kill {kill}: start-up"),
+                Duration::from_secs_f64(start_up * rng.random_range(0.0..0.8)),
+                || csv_data_lines(&epochs_csv) > before,
+            ),
             KillAt::MidEpoch => {
                 let target = before + rng.random_range(1..=2);
                 wait_until(&mut child, &format!("kill {kill}: epoch {target}"), || {
                     csv_data_lines(&epochs_csv) >= target
                 });
-                std::thread::sleep(Duration::from_secs_f64(
-                    per_epoch * rng.random_range(0.1..0.9),
-                ));
+                wait_at_most_until(
+                    &mut child,
+                    &format!("kill {kill}: mid-epoch"),
+                    Duration::from_secs_f64(per_epoch * rng.random_range(0.1..0.9)),
+                    || csv_data_lines(&epochs_csv) > target,
+                );
             }
             KillAt::CheckpointWrite => wait_until(
                 &mut child,

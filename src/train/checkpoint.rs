@@ -81,10 +81,12 @@ pub fn save(
 /// Fault injection for the crash test (`tests/train.rs`): with
 /// `PCAM_TEST_STALL_CHECKPOINT=<marker>` set, the process stops for good between writing a
 /// checkpoint's temporary file and renaming it, after writing the temporary file's path to
-/// `<marker>`, so the test can SIGKILL it at exactly that point on any machine.
+/// `<marker>`, so the test can SIGKILL it at exactly that point on any machine. The marker
+/// is written atomically: once the test sees it, it holds the whole path.
 fn stall_for_crash_test(tmp: &Path) {
     if let Some(marker) = std::env::var_os("PCAM_TEST_STALL_CHECKPOINT") {
-        if std::fs::write(&marker, tmp.to_string_lossy().as_bytes()).is_ok() {
+        let marker = Path::new(&marker);
+        if crate::fsutil::write_atomic(marker, tmp.to_string_lossy().as_bytes()).is_ok() {
             loop {
                 std::thread::park();
             }

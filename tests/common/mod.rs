@@ -129,6 +129,19 @@ pub fn wait_until(child: &mut std::process::Child, what: &str, mut done: impl Fn
     }
 }
 
+/// Waits `delay` (a seeded share of a pace this machine measured), but no longer than
+/// until `moved()` holds (the process made the progress that ends the phase being aimed
+/// at), so a pace measured under other load can never let the process run past the phase.
+pub fn wait_at_most_until(
+    child: &mut std::process::Child,
+    what: &str,
+    delay: std::time::Duration,
+    mut moved: impl FnMut() -> bool,
+) {
+    let start = std::time::Instant::now();
+    wait_until(child, what, || start.elapsed() >= delay || moved());
+}
+
 /// Data lines in a CSV file (0 while it does not exist yet).
 pub fn csv_data_lines(p: &Path) -> usize {
     std::fs::read_to_string(p)

@@ -1,0 +1,329 @@
+//! `pcam data`: create, inspect, audit, split and check PCAM data.
+
+use super::ConfigArgs;
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use pcam::data::hdf5::OpenOptions;
+use pcam::data::inspect;
+use pcam::data::synth::{self, Sizes, SynthOptions, Variant};
+use pcam::progress::Progress;
+use std::path::PathBuf;
+
+#[derive(Debug, Subcommand)]
+pub enum DataCmd {
+    /// Write a synthetic PCAM dataset (the 9-file layout plus synthetic.json).
+    Synth {
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed: the same seed gives byte-identical files.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Tiles per split, e.g. `train=4096,valid=512,test=512` (unnamed splits keep defaults).
+        #[arg(long, default_value = "")]
+        sizes: String,
+        /// Which copy of PCAM to imitate.
+        #[arg(long, value_enum, default_value_t = Variant::Pcam)]
+        variant: Variant,
+        /// Rendering threads (does not change the output).
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Overwrite PCAM files already in the output folder.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Report storage, labels, pixel ranges and slides of a PCAM folder or file.
+    Inspect {
+        /// A folder with PCAM files, or one x/y file.
+        path: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Where .h5.gz files are decompressed (default: the user cache folder).
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+    },
+    /// Write tiles of a split as 96x96 PNG files (<split>_<index>.png), e.g. to try `pcam predict`.
+    ExportPng {
+        /// A folder with PCAM files.
+        dir: PathBuf,
+        #[arg(long, default_value = "test")]
+        split: pcam::data::SplitName,
+        /// Tile indices, e.g. `0,5,9` or `0..16`.
+        #[arg(long, default_value = "0..8")]
+        tiles: String,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Where .h5.gz files are decompressed (default: the user cache folder).
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+    },
+    /// Leakage and poisoning audit: duplicates across splits, shared slides, bad pixels,
+    /// blank/saturated/low-tissue tiles, trigger patches, label-noise candidates.
+    Audit {
+        /// A folder with PCAM files.
+        dir: PathBuf,
+        /// Report folder (audit.json, audit.md, figures/); default runs/audit/<folder name>.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Also write a clean index (tiles to drop, and why) for `data.exclude`.
+        #[arg(long, value_name = "FILE")]
+        write_clean: Option<PathBuf>,
+        /// Check that every run under this folder normalised with train-only statistics.
+        #[arg(long, value_name = "DIR")]
+        runs: Option<PathBuf>,
+        /// Near-duplicate threshold: perceptual-hash distance, 0..=7 bits of 63.
+        #[arg(long, default_value_t = 6)]
+        near_distance: u32,
+        /// Seed of the label-noise model's folds.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Print JSON instead of the summary.
+        #[arg(long)]
+        json: bool,
+        /// Where .h5.gz files are decompressed (default: the user cache folder).
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+    },
+    /// Build seeded, stratified, slide-grouped splits (train/valid or k folds) as a split
+    /// manifest for `data.split_manifest`; the provided test split stays the hold-out.
+    Split {
+        /// A folder with PCAM files (with meta.csv: slides come from its wsi column).
+        dir: PathBuf,
+        /// The manifest to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Split seed (the default equals the embedded `data.split_seed`).
+        #[arg(long, default_value_t = 1234)]
+        seed: u64,
+        /// Share of the pool in valid (one train/valid split).
+        #[arg(long, default_value_t = 0.125)]
+        valid_fraction: f64,
+        /// k folds instead of one train/valid split (k ≥ 2).
+        #[arg(long, default_value_t = 1)]
+        folds: usize,
+        /// Provided splits pooled and re-split, e.g. `train,valid`.
+        #[arg(long, default_value = "train,valid", value_delimiter = ',')]
+        pool: Vec<pcam::data::SplitName>,
+        /// Where .h5.gz files are decompressed (default: the user cache folder).
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+    },
+    /// Read every tile of `data.dir` under the `data.invalid` policy, as training will.
+    Check {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(cmd: DataCmd, progress: Progress) -> Result<()> {
+    match cmd {
+        DataCmd::Synth {
+            out,
+            seed,
+            sizes,
+            variant,
+            threads,
+            force,
+        } => {
+            let sizes = Sizes::default_for(variant).parse_over(&sizes)?;
+            let report = synth::generate(&SynthOptions {
+                out: out.clone(),
+                seed,
+                sizes,
+                variant,
+                threads,
+                force,
+                progress,
+            })
+            .with_context(|| format!("synthesizing PCAM into {}", out.display()))?;
+            let m = &report.manifest;
+            println!(
+                "wrote SYNTHETIC PCAM ({:?} variant, seed {}) to {}: {} tiles in {:.1}s ({:.0} tiles/s)",
+                m.variant,
+                m.seed,
+                out.display(),
+                report.tiles,
+                report.seconds,
+                report.tiles as f64 / report.seconds.max(1e-9)
+            );
+            for (s, sum) in &m.splits {
+                println!(
+                    "  {s:<5} {:>7} tiles, {:>5.1}% positive, {} slides",
+                    sum.tiles,
+                    100.0 * sum.positives as f64 / sum.tiles as f64,
+                    sum.slides
+                );
+            }
+            if let Some(c) = &m.corruptions {
+                println!(
+                    "  poisoned train tiles: {} blank, {} saturated, {} out-of-range, {} trigger, {} exact + {} near duplicates of test; {} valid tiles on train slides (ground truth in {})",
+                    c.blank.len(),
+                    c.saturated.len(),
+                    c.out_of_range.len(),
+                    c.trigger.len(),
+                    c.exact_duplicate_of_test.len(),
+                    c.near_duplicate_of_test.len(),
+                    c.valid_on_train_slides.len(),
+                    out.join(synth::MANIFEST).display()
+                );
+            }
+        }
+        DataCmd::Inspect {
+            path,
+            json,
+            cache_dir,
+        } => {
+            let opts = standalone_options(cache_dir, progress);
+            let report = inspect::inspect(&path, &opts)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.to_text());
+            }
+        }
+        DataCmd::ExportPng {
+            dir,
+            split,
+            tiles,
+            out,
+            cache_dir,
+        } => {
+            let opts = standalone_options(cache_dir, progress);
+            let indices = parse_indices(&tiles)?;
+            let paths = pcam::data::tile_png::export(&dir, split, &indices, &out, &opts)?;
+            println!("wrote {} PNG tiles to {}", paths.len(), out.display());
+        }
+        DataCmd::Audit {
+            dir,
+            out,
+            write_clean,
+            runs,
+            near_distance,
+            seed,
+            json,
+            cache_dir,
+        } => {
+            let open = standalone_options(cache_dir, progress);
+            let name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "data".into());
+            let opts = pcam::audit::AuditOptions {
+                thresholds: pcam::audit::Thresholds {
+                    near_distance,
+                    ..Default::default()
+                },
+                seed,
+                out: out.unwrap_or_else(|| PathBuf::from("runs/audit").join(name)),
+                write_clean,
+                runs,
+                examples: 8,
+            };
+            let r = pcam::audit::audit(&dir, &opts, &open)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", r.summary());
+                println!("report: {}", opts.out.join("audit.md").display());
+            }
+        }
+        DataCmd::Split {
+            dir,
+            out,
+            seed,
+            valid_fraction,
+            folds,
+            pool,
+            cache_dir,
+        } => {
+            let open = standalone_options(cache_dir, progress);
+            let m = pcam::data::split::build(&dir, &pool, valid_fraction, folds, seed, &open)?;
+            m.write(&out)?;
+            println!("| fold | train tiles | valid tiles | train positive | valid positive | train slides | valid slides | shared slides |");
+            println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+            for (k, f) in m.facts.iter().enumerate() {
+                println!(
+                    "| {k} | {} | {} | {:.3} | {:.3} | {} | {} | {} |",
+                    f.train_tiles,
+                    f.valid_tiles,
+                    f.train_positive_rate,
+                    f.valid_positive_rate,
+                    f.train_slides,
+                    f.valid_slides,
+                    f.shared_slides
+                );
+            }
+            println!(
+                "wrote {} (seed {seed}, sha256 {})",
+                out.display(),
+                &m.sha256[..16]
+            );
+        }
+        DataCmd::Check { config, json } => {
+            let r = config.resolve()?;
+            r.config.data.plan()?;
+            let opts = r.config.data.open_options(progress);
+            let reports = inspect::check(&r.config.data.dir, r.config.data.invalid, &opts)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&reports)?);
+            } else {
+                println!(
+                    "{} read with data.invalid = {}",
+                    r.config.data.dir.display(),
+                    r.config.data.invalid
+                );
+                for c in &reports {
+                    println!(
+                        "  {:<5} {:>7} tiles, {:>7} kept, {} dropped, {} tiles with out-of-range/NaN values ({} below 0, {} above 255, {} NaN)",
+                        c.split.to_string(),
+                        c.tiles,
+                        c.kept,
+                        c.pixels.dropped_tiles,
+                        c.pixels.bad_tiles,
+                        c.pixels.below,
+                        c.pixels.above,
+                        c.pixels.nan
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Parses tile indices: `3`, `0,5,9`, `0..16` (end exclusive), or a mix (`0..4,10`).
+fn parse_indices(spec: &str) -> anyhow::Result<Vec<usize>> {
+    let bad = || anyhow::anyhow!("--tiles: `{spec}` is not a list of indices or ranges like 0..16");
+    let mut out = Vec::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once("..") {
+            Some((a, b)) => {
+                let (a, b): (usize, usize) =
+                    (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+                if a >= b {
+                    return Err(bad());
+                }
+                out.extend(a..b);
+            }
+            None => out.push(part.parse().map_err(|_| bad())?),
+        }
+    }
+    if out.is_empty() {
+        return Err(bad());
+    }
+    Ok(out)
+}
+
+/// Options for data commands that take `--cache-dir` instead of a config.
+fn standalone_options(cache_dir: Option<PathBuf>, progress: Progress) -> OpenOptions {
+    OpenOptions {
+        cache_dir: cache_dir.unwrap_or_else(pcam::data::plan::default_cache_dir),
+        chunk_cache_mb: 64,
+        progress,
+    }
+}
