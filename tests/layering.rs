@@ -54,6 +54,14 @@ fn code_only(src: &str) -> String {
     out
 }
 
+/// The identifier at the start of `s` (after spaces).
+fn ident(s: &str) -> String {
+    s.trim_start()
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect()
+}
+
 /// The first segment after each `crate::` (every name of a `crate::{a, b::c}` group);
 /// `super::x` counts too when `super` is the crate root (files directly under src/ and
 /// `src/<m>/mod.rs`).
@@ -78,30 +86,18 @@ fn referenced(code: &str, super_is_root: bool) -> Vec<String> {
                 for c in group.chars() {
                     match c {
                         '{' => depth += 1,
-                        '}' if depth == 0 => {
-                            let head: String = item
-                                .trim()
-                                .chars()
-                                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                                .collect();
+                        '}' | ',' if depth == 0 => {
+                            let head = ident(&item);
                             if !head.is_empty() {
                                 out.push(head);
                             }
-                            break;
-                        }
-                        '}' => depth -= 1,
-                        ',' if depth == 0 => {
-                            let head: String = item
-                                .trim()
-                                .chars()
-                                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                                .collect();
-                            if !head.is_empty() {
-                                out.push(head);
+                            if c == '}' {
+                                break;
                             }
                             item.clear();
                             continue;
                         }
+                        '}' => depth -= 1,
                         _ => {}
                     }
                     if depth == 0 {
@@ -109,10 +105,7 @@ fn referenced(code: &str, super_is_root: bool) -> Vec<String> {
                     }
                 }
             } else {
-                let head: String = rest
-                    .chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '_')
-                    .collect();
+                let head = ident(rest);
                 out.push(head);
             }
         }
