@@ -55,10 +55,16 @@ fi
 
 kdir="$JUPYTER_PATH/kernels/$PCAM_KERNEL"
 mkdir -p "$kdir"
-.venv/bin/python - "$kdir/kernel.json" "$(command -v evcxr_jupyter)" <<'PY'
+# evcxr links each cell against the toolchain's shared libstd and gives the library a
+# RUNPATH relative to where rustc wrote it (debug/deps/), but loads it from debug/: one
+# `..` too many. Under /root the surplus `..` stops at / and the path still lands; in any
+# other home it misses and the kernel dies on its first cell ("libstd-….so: cannot open").
+# The kernel therefore gets the toolchain's library folder on its LD_LIBRARY_PATH.
+.venv/bin/python - "$kdir/kernel.json" "$(command -v evcxr_jupyter)" "$(rustc --print target-libdir)" <<'PY'
 import json, os, sys
 env = {k: os.environ[k] for k in ("PATH", "VIRTUAL_ENV", "LIBTORCH_USE_PYTORCH", "LD_LIBRARY_PATH",
                                    "EVCXR_TMPDIR", "HDF5_USE_FILE_LOCKING") if k in os.environ}
+env["LD_LIBRARY_PATH"] = ":".join(p for p in (sys.argv[3], env.get("LD_LIBRARY_PATH")) if p)
 spec = {"argv": [sys.argv[2], "--control_file", "{connection_file}"],
         "display_name": "Rust (pcam)", "language": "rust", "interrupt_mode": "message", "env": env}
 text = json.dumps(spec, indent=2, sort_keys=True) + "\n"
