@@ -9,7 +9,7 @@ use crate::data::features::{Logistic, TileFacts};
 use crate::data::loader::Tiles;
 use crate::data::{SplitName, TILE_BYTES};
 use crate::error::Result;
-use crate::eval::{choose_threshold, Threshold};
+use crate::eval::{choose_threshold, EvalReport, Threshold};
 use crate::metrics::{self, Confusion};
 use crate::progress::Progress;
 use crate::run::RunDir;
@@ -69,6 +69,41 @@ pub struct BaselineReport {
     /// Names of the per-tile features of the logistic regression, in order.
     pub features: Vec<&'static str>,
     pub data_synthetic: Option<String>,
+}
+
+impl BaselineReport {
+    /// What `pcam eval --baselines` prints: the model's row (from its evaluation on the
+    /// same split) above each baseline's, as a Markdown table.
+    pub fn to_markdown(&self, model: &EvalReport) -> String {
+        let opt = crate::metrics::show;
+        let mut o = format!(
+            "| scorer ({}) | ROC-AUC | average precision | recall | precision | F2 | threshold |\n|---|---:|---:|---:|---:|---:|---:|\n",
+            self.split
+        );
+        o.push_str(&format!(
+            "| model ({}) | {} | {} | {:.4} | {:.4} | {:.4} | {} |\n",
+            model.checkpoint,
+            opt(model.roc_auc),
+            opt(model.average_precision),
+            model.recall,
+            model.precision,
+            model.f2,
+            model.threshold.threshold
+        ));
+        for s in &self.baselines {
+            o.push_str(&format!(
+                "| {} | {} | {} | {:.4} | {:.4} | {:.4} | {} |\n",
+                s.name,
+                opt(s.roc_auc),
+                opt(s.average_precision),
+                s.recall,
+                s.precision,
+                s.f2,
+                s.threshold.threshold
+            ));
+        }
+        o
+    }
 }
 
 /// Feature names of [`TileFacts::features`].

@@ -204,6 +204,34 @@ pub struct BundleReport {
     pub manifest: Manifest,
 }
 
+impl BundleReport {
+    /// What `pcam bundle` prints: files, sizes, hash and what the host must provide.
+    pub fn to_text(&self) -> String {
+        format!(
+            "{}: {} files ({} libraries), {:.0} MiB packed into {:.0} MiB, sha256 {}; needs {}{}\n",
+            self.out.display(),
+            self.files,
+            self.manifest.libraries,
+            self.bytes_in as f64 / 1048576.0,
+            self.bytes_out as f64 / 1048576.0,
+            self.sha256,
+            [
+                &self.manifest.host_needs.glibc,
+                &self.manifest.host_needs.glibcxx
+            ]
+            .iter()
+            .filter_map(|v| v.as_deref())
+            .collect::<Vec<_>>()
+            .join(" + "),
+            if self.manifest.data_synthetic.is_some() {
+                " (model trained on SYNTHETIC data)"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
 enum Source {
     File(PathBuf),
     Bytes(Vec<u8>),

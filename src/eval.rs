@@ -82,6 +82,37 @@ pub struct EvalReport {
 }
 
 impl EvalReport {
+    /// What `pcam eval` prints: the threshold-free scores, then the scores and the
+    /// confusion matrix at the run's threshold.
+    pub fn to_text(&self) -> String {
+        let opt = crate::metrics::show;
+        format!(
+            "{} {} ({} checkpoint, {} tiles): ROC-AUC {}, average precision {}, log loss {:.4}, Brier {:.4}, ECE {:.4}{}\n  at threshold {} ({}): accuracy {:.4}, recall {:.4}, precision {:.4}, specificity {:.4}, F1 {:.4}, F2 {:.4}; TP {} FP {} TN {} FN {}\n",
+            self.run.display(),
+            self.split,
+            self.checkpoint,
+            self.tiles,
+            opt(self.roc_auc),
+            opt(self.average_precision),
+            self.log_loss,
+            self.brier,
+            self.ece,
+            if self.data_synthetic.is_some() { " (SYNTHETIC data)" } else { "" },
+            self.threshold.threshold,
+            self.threshold.source,
+            self.accuracy,
+            self.recall,
+            self.precision,
+            self.specificity,
+            self.f1,
+            self.f2,
+            self.confusion.tp,
+            self.confusion.fp,
+            self.confusion.tn,
+            self.confusion.fn_
+        )
+    }
+
     /// The scores of `probs` against `labels` at `threshold` (no intervals, no data note).
     pub fn score(
         run: &std::path::Path,

@@ -2,6 +2,12 @@
 //! No tch and no other pcam module here, so every stage (training, evaluation,
 //! slicing, search) computes a metric the same way.
 
+/// A metric as printed by the CLI: `0.1234`, or `n/a` where it is undefined (ROC-AUC and
+/// average precision need both classes).
+pub fn show(v: Option<f64>) -> String {
+    v.map(|a| format!("{a:.4}")).unwrap_or_else(|| "n/a".into())
+}
+
 /// Fraction of correct labels when predicting 1 for probability >= `threshold`.
 pub fn accuracy(probs: &[f32], labels: &[u8], threshold: f32) -> f64 {
     assert_eq!(probs.len(), labels.len(), "one probability per label");

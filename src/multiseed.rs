@@ -11,6 +11,7 @@ use crate::progress::Progress;
 use crate::report::Table;
 use crate::run::RunDir;
 use crate::tracking::Tracker;
+use crate::train::FitOptions;
 use polars::prelude::{Column, DataFrame};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -231,13 +232,17 @@ pub fn train_seeds(
             eprintln!("seed {seed}: run folder {}", run.path.display());
         }
         let mut tracker = Tracker::start(&run, progress.quiet)?;
-        let trained = crate::train::fit_with(cfg, &run, false, progress, &mut |r| tracker.epoch(r))
-            .and_then(|_| {
-                crate::eval::evaluate_with(&run, SplitName::Valid, "best", true, progress)
-            })
-            .and_then(|_| {
-                crate::eval::evaluate_with(&run, SplitName::Test, "best", false, progress)
-            });
+        let trained = crate::train::fit(
+            cfg,
+            &run,
+            FitOptions {
+                progress,
+                after_epoch: Some(&mut |r| tracker.epoch(r)),
+                ..FitOptions::default()
+            },
+        )
+        .and_then(|_| crate::eval::evaluate_with(&run, SplitName::Valid, "best", true, progress))
+        .and_then(|_| crate::eval::evaluate_with(&run, SplitName::Test, "best", false, progress));
         tracker.finish(&run, trained.is_ok());
         trained?;
         runs.push(run.path.clone());

@@ -106,6 +106,26 @@ pub struct PredictReport {
     pub data_synthetic: Option<String>,
 }
 
+impl PredictReport {
+    /// What `pcam predict` prints.
+    pub fn to_text(&self) -> String {
+        format!(
+            "{}: {} tiles, {} positive at threshold {} ({}), {} dropped{}\n",
+            self.out.display(),
+            self.tiles,
+            self.positives,
+            self.threshold.threshold,
+            self.threshold.source,
+            self.dropped,
+            if self.data_synthetic.is_some() {
+                " (model trained on SYNTHETIC data)"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
 /// Predicts `inputs` with checkpoint `which` of `run` and writes `out` (CSV with columns
 /// `input,index,probability,label,note`; `index` is the tile's index in an HDF5 input,
 /// empty for a PNG). `threshold` overrides the run's threshold, `device` its `train.device`.

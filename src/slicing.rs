@@ -327,6 +327,24 @@ pub fn slice(run: &RunDir, split: SplitName, progress: Progress) -> Result<Slice
 }
 
 impl SliceReport {
+    /// What `pcam eval --slices` prints: how many slices, and the `n` worst (with at
+    /// least [`MIN_RANKED`] tiles) by their gap to the global value.
+    pub fn worst_text(&self, n: usize) -> String {
+        let mut o = format!(
+            "{} slices of {}; worst (>= {} tiles) by gap to global:\n",
+            self.slices.len(),
+            self.split,
+            MIN_RANKED
+        );
+        for w in self.worst.iter().take(n) {
+            o.push_str(&format!(
+                "  {} / {} ({} tiles): {} {:.3} vs {:.3} global ({:+.3})\n",
+                w.family, w.slice, w.tiles, w.metric, w.value, w.global, -w.gap
+            ));
+        }
+        o
+    }
+
     /// The per-slice table and the ranking as Markdown.
     pub fn to_markdown(&self) -> String {
         let f = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "—".into());

@@ -22,14 +22,19 @@ pub struct TwinReport {
 }
 
 /// Trains `<out>/a` and `<out>/b` with the same config files and overrides, each in its
-/// own `pcam train` process, and compares them.
-pub fn run(out: &Path, files: &[PathBuf], overrides: &[String]) -> Result<TwinReport> {
-    let exe =
-        std::env::current_exe().map_err(|e| Error::io("pcam", "finding the pcam executable", e))?;
+/// own `pcam train` process started from the pcam executable `exe` (the CLI passes
+/// itself; a notebook passes `target/release/pcam`), and compares them.
+pub fn run(exe: &Path, out: &Path, files: &[PathBuf], overrides: &[String]) -> Result<TwinReport> {
+    if !exe.is_file() {
+        return Err(Error::bad_file(
+            exe,
+            "not a file: the pcam executable is needed for twin runs",
+        ));
+    }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, "creating folder", e))?;
     let runs = [out.join("a"), out.join("b")];
     for r in &runs {
-        let mut cmd = std::process::Command::new(&exe);
+        let mut cmd = std::process::Command::new(exe);
         cmd.arg("--quiet").arg("train").arg("--run-dir").arg(r);
         for f in files {
             cmd.arg("--config").arg(f);
@@ -37,7 +42,7 @@ pub fn run(out: &Path, files: &[PathBuf], overrides: &[String]) -> Result<TwinRe
         cmd.args(overrides);
         let o = cmd
             .output()
-            .map_err(|e| Error::io(&exe, "starting a training process", e))?;
+            .map_err(|e| Error::io(exe, "starting a training process", e))?;
         if !o.status.success() {
             return Err(Error::Usage(format!(
                 "training {} failed: {}",

@@ -1,18 +1,18 @@
 //! Throughput benchmarks (`pcam bench train`): training images/s through the whole input
-//! pipeline (in-memory tiles → background batch assembly with augmentation → forward,
-//! backward, optimiser step) beside the same steps on batches already in memory as
-//! tensors (compute only). The ratio says whether the pipeline keeps the model fed.
+//! pipeline (in-memory tiles → background batch assembly with augmentation → the training
+//! step, `train::step::Learner::step`) beside the same steps on batches already in memory
+//! as tensors (compute only). The ratio says whether the pipeline keeps the model fed.
 
 pub mod throughput;
 
 use crate::config::{ModelConfig, RunConfig};
 use crate::data::loader::{self, NormStats, Tiles};
 use crate::seed::Seeds;
-use crate::train::optim::Optimizer;
+use crate::train::step::Learner;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Instant;
-use tch::{Reduction, Tensor};
+use tch::Tensor;
 
 /// Steps run before timing starts in each round.
 const WARM_UP: usize = 5;
@@ -46,29 +46,10 @@ pub fn train_throughput(
     let device = tch::Device::Cpu;
     let bs = cfg.train.batch_size;
     let norm = NormStats::of(train);
-    let net = model.build(device);
-    let named: Vec<(String, Tensor)> = net
-        .named_variables()
-        .into_iter()
-        .filter(|(_, t)| t.requires_grad())
-        .collect();
-    let mut params: Vec<Tensor> = named.iter().map(|(_, t)| t.shallow_clone()).collect();
-    let mut opt = Optimizer::new(
-        cfg.train.optimizer,
-        cfg.train.momentum,
-        cfg.train.weight_decay,
-        &params,
-    );
+    let mut learner = Learner::new(model.build(device), &cfg.train);
     let mut step = |x: &Tensor, y: &Tensor, k: usize| {
-        for p in params.iter_mut() {
-            p.zero_grad();
-        }
         let mut rng = seeds.stream("dropout", k as u64);
-        let loss = net
-            .forward(x, Some(&mut rng))
-            .binary_cross_entropy_with_logits::<Tensor>(y, None, None, Reduction::Mean);
-        loss.backward();
-        opt.step(&mut params, cfg.train.lr);
+        learner.step(x, y, &mut rng, cfg.train.lr, &mut |_| {});
     };
     let order: Vec<usize> = (0..(steps + WARM_UP) * bs)
         .map(|i| i % train.len())

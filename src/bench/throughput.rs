@@ -16,11 +16,11 @@ use crate::data::{SplitName, TILE_BYTES};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::seed::Seeds;
-use crate::train::optim::Optimizer;
+use crate::train::step::{Learner, Stage};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
-use tch::{Device, Reduction, Tensor};
+use tch::{Device, Tensor};
 
 /// What to time (`configs/bench/throughput.yaml`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -174,7 +174,8 @@ pub struct Stages {
     pub forward: f64,
     /// Training only.
     pub backward: f64,
-    /// Training only.
+    /// Training only: gradient norms, clipping, the optimiser update and the loss read
+    /// back (`train::step::Stage::Update`).
     pub optimizer: f64,
     /// Inference only: probabilities back to the host.
     pub to_host: f64,
@@ -425,9 +426,7 @@ fn sync(device: Device) {
 /// A model with its optimiser, timed one batch at a time.
 struct Bench<'a> {
     cfg: &'a RunConfig,
-    net: crate::model::Model,
-    params: Vec<Tensor>,
-    opt: Optimizer,
+    learner: Learner,
     seeds: Seeds,
     device: Device,
     norm: NormStats,
@@ -472,7 +471,7 @@ impl Bench<'_> {
     }
 
     /// The model's part of a batch: inference (forward, probabilities to the host) or a
-    /// training step (forward, loss, backward, optimiser); each stage's time into `s`.
+    /// training step (`Learner::step`, the one training uses); each stage's time into `s`.
     fn model_step(
         &mut self,
         mode: Mode,
@@ -483,7 +482,7 @@ impl Bench<'_> {
     ) -> Result<()> {
         match mode {
             Mode::Inference => {
-                let p = tch::no_grad(|| self.net.forward(x, None).sigmoid());
+                let p = tch::no_grad(|| self.learner.model.forward(x, None).sigmoid());
                 s.forward = lap.split();
                 let v = Vec::<f32>::try_from(&p.to_device(Device::Cpu))
                     .map_err(|e| Error::Usage(format!("reading probabilities: {e}")))?;
@@ -491,19 +490,16 @@ impl Bench<'_> {
                 s.to_host = lap.split();
             }
             Mode::Train => {
-                for p in self.params.iter_mut() {
-                    p.zero_grad();
-                }
                 let mut rng = self.seeds.stream("bench/dropout", self.step as u64);
-                let loss = self
-                    .net
-                    .forward(x, Some(&mut rng))
-                    .binary_cross_entropy_with_logits::<Tensor>(y, None, None, Reduction::Mean);
-                s.forward = lap.split();
-                loss.backward();
-                s.backward = lap.split();
-                self.opt.step(&mut self.params, self.cfg.train.lr);
-                s.optimizer = lap.split();
+                self.learner
+                    .step(x, y, &mut rng, self.cfg.train.lr, &mut |stage| {
+                        let t = lap.split();
+                        match stage {
+                            Stage::Forward => s.forward = t,
+                            Stage::Backward => s.backward = t,
+                            Stage::Update => s.optimizer = t,
+                        }
+                    });
                 self.step += 1;
             }
         }
@@ -604,24 +600,9 @@ pub fn run(cfg: &RunConfig, spec: &ThroughputSpec, progress: Progress) -> Result
             dropout: cfg.model.dropout,
         };
         tch::manual_seed(pins.torch_seed);
-        let net = model.build(device);
-        let params: Vec<Tensor> = net
-            .named_variables()
-            .into_iter()
-            .filter(|(_, t)| t.requires_grad())
-            .map(|(_, t)| t.shallow_clone())
-            .collect();
-        let opt = Optimizer::new(
-            cfg.train.optimizer,
-            cfg.train.momentum,
-            cfg.train.weight_decay,
-            &params,
-        );
         let mut bench = Bench {
             cfg,
-            net,
-            params,
-            opt,
+            learner: Learner::new(model.build(device), &cfg.train),
             seeds,
             device,
             norm,

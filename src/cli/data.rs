@@ -141,37 +141,7 @@ pub fn run(cmd: DataCmd, progress: Progress) -> Result<()> {
                 progress,
             })
             .with_context(|| format!("synthesizing PCAM into {}", out.display()))?;
-            let m = &report.manifest;
-            println!(
-                "wrote SYNTHETIC PCAM ({:?} variant, seed {}) to {}: {} tiles in {:.1}s ({:.0} tiles/s)",
-                m.variant,
-                m.seed,
-                out.display(),
-                report.tiles,
-                report.seconds,
-                report.tiles as f64 / report.seconds.max(1e-9)
-            );
-            for (s, sum) in &m.splits {
-                println!(
-                    "  {s:<5} {:>7} tiles, {:>5.1}% positive, {} slides",
-                    sum.tiles,
-                    100.0 * sum.positives as f64 / sum.tiles as f64,
-                    sum.slides
-                );
-            }
-            if let Some(c) = &m.corruptions {
-                println!(
-                    "  poisoned train tiles: {} blank, {} saturated, {} out-of-range, {} trigger, {} exact + {} near duplicates of test; {} valid tiles on train slides (ground truth in {})",
-                    c.blank.len(),
-                    c.saturated.len(),
-                    c.out_of_range.len(),
-                    c.trigger.len(),
-                    c.exact_duplicate_of_test.len(),
-                    c.near_duplicate_of_test.len(),
-                    c.valid_on_train_slides.len(),
-                    out.join(synth::MANIFEST).display()
-                );
-            }
+            print!("{}", report.to_text());
         }
         DataCmd::Inspect {
             path,
@@ -244,20 +214,11 @@ pub fn run(cmd: DataCmd, progress: Progress) -> Result<()> {
             let open = standalone_options(cache_dir, progress);
             let m = pcam::data::split::build(&dir, &pool, valid_fraction, folds, seed, &open)?;
             m.write(&out)?;
-            println!("| fold | train tiles | valid tiles | train positive | valid positive | train slides | valid slides | shared slides |");
-            println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
-            for (k, f) in m.facts.iter().enumerate() {
-                println!(
-                    "| {k} | {} | {} | {:.3} | {:.3} | {} | {} | {} |",
-                    f.train_tiles,
-                    f.valid_tiles,
-                    f.train_positive_rate,
-                    f.valid_positive_rate,
-                    f.train_slides,
-                    f.valid_slides,
-                    f.shared_slides
-                );
-            }
+            let name = out.display().to_string();
+            print!(
+                "{}",
+                pcam::report::dataset::split_table(&[(name, &m)])?.to_markdown()
+            );
             println!(
                 "wrote {} (seed {seed}, sha256 {})",
                 out.display(),
@@ -278,17 +239,7 @@ pub fn run(cmd: DataCmd, progress: Progress) -> Result<()> {
                     r.config.data.invalid
                 );
                 for c in &reports {
-                    println!(
-                        "  {:<5} {:>7} tiles, {:>7} kept, {} dropped, {} tiles with out-of-range/NaN values ({} below 0, {} above 255, {} NaN)",
-                        c.split.to_string(),
-                        c.tiles,
-                        c.kept,
-                        c.pixels.dropped_tiles,
-                        c.pixels.bad_tiles,
-                        c.pixels.below,
-                        c.pixels.above,
-                        c.pixels.nan
-                    );
+                    println!("  {}", c.to_line());
                 }
             }
         }

@@ -200,8 +200,16 @@ pub fn train(a: TrainArgs, progress: Progress) -> Result<()> {
                     eprintln!("tracking to {u}");
                 }
             }
-            let fitted =
-                pcam::train::fit_with(&cfg, &run, resume, progress, &mut |r| tracker.epoch(r));
+            let fitted = pcam::train::fit(
+                &cfg,
+                &run,
+                pcam::train::FitOptions {
+                    resume,
+                    progress,
+                    after_epoch: Some(&mut |r| tracker.epoch(r)),
+                    ..Default::default()
+                },
+            );
             tracker.finish(&run, fitted.is_ok());
             let s = fitted?;
             println!("run {}", s.run.display());
@@ -215,23 +223,7 @@ pub fn train(a: TrainArgs, progress: Progress) -> Result<()> {
                     println!("tracking: logged to {u}");
                 }
             }
-            println!("final weights sha256 {}", s.final_weights_sha256);
-            if let Some(b) = &s.best {
-                println!(
-                    "best epoch {}: valid AUC {}, valid loss {:.4}, accuracy {:.4}{}",
-                    b.epoch + 1,
-                    b.valid_auc
-                        .map(|a| format!("{a:.4}"))
-                        .unwrap_or_else(|| "n/a".into()),
-                    b.valid_loss,
-                    b.valid_accuracy,
-                    if s.data_synthetic.is_some() {
-                        " (SYNTHETIC data)"
-                    } else {
-                        ""
-                    }
-                );
-            }
+            print!("{}", s.to_text());
         }
     }
     Ok(())
@@ -278,17 +270,7 @@ pub fn eval(a: EvalArgs, progress: Progress) -> Result<()> {
     }
     if slices {
         let sr = pcam::slicing::slice(&run, split, progress)?;
-        println!(
-            "{} slices of {split}; worst (>= {} tiles) by gap to global:",
-            sr.slices.len(),
-            pcam::slicing::MIN_RANKED
-        );
-        for w in sr.worst.iter().take(5) {
-            println!(
-                "  {} / {} ({} tiles): {} {:.3} vs {:.3} global ({:+.3})",
-                w.family, w.slice, w.tiles, w.metric, w.value, w.global, -w.gap
-            );
-        }
+        print!("{}", sr.worst_text(5));
         let opts = run.config()?.data.open_options(progress);
         let figs = pcam::report::evaluation::save_all(&run, split, &sr, &opts)?;
         println!(
@@ -299,61 +281,9 @@ pub fn eval(a: EvalArgs, progress: Progress) -> Result<()> {
     }
     if baselines {
         let b = pcam::baseline::evaluate(&run, split, progress)?;
-        let opt = |v: Option<f64>| v.map(|a| format!("{a:.4}")).unwrap_or_else(|| "n/a".into());
-        println!("| scorer ({split}) | ROC-AUC | average precision | recall | precision | F2 | threshold |");
-        println!("|---|---:|---:|---:|---:|---:|---:|");
-        println!(
-            "| model ({}) | {} | {} | {:.4} | {:.4} | {:.4} | {} |",
-            r.checkpoint,
-            opt(r.roc_auc),
-            opt(r.average_precision),
-            r.recall,
-            r.precision,
-            r.f2,
-            r.threshold.threshold
-        );
-        for s in &b.baselines {
-            println!(
-                "| {} | {} | {} | {:.4} | {:.4} | {:.4} | {} |",
-                s.name,
-                opt(s.roc_auc),
-                opt(s.average_precision),
-                s.recall,
-                s.precision,
-                s.f2,
-                s.threshold.threshold
-            );
-        }
+        print!("{}", b.to_markdown(&r));
     }
-    let opt = |v: Option<f64>| v.map(|a| format!("{a:.4}")).unwrap_or_else(|| "n/a".into());
-    println!(
-        "{} {} ({} checkpoint, {} tiles): ROC-AUC {}, average precision {}, log loss {:.4}, Brier {:.4}, ECE {:.4}{}",
-        r.run.display(),
-        r.split,
-        r.checkpoint,
-        r.tiles,
-        opt(r.roc_auc),
-        opt(r.average_precision),
-        r.log_loss,
-        r.brier,
-        r.ece,
-        if r.data_synthetic.is_some() { " (SYNTHETIC data)" } else { "" }
-    );
-    println!(
-        "  at threshold {} ({}): accuracy {:.4}, recall {:.4}, precision {:.4}, specificity {:.4}, F1 {:.4}, F2 {:.4}; TP {} FP {} TN {} FN {}",
-        r.threshold.threshold,
-        r.threshold.source,
-        r.accuracy,
-        r.recall,
-        r.precision,
-        r.specificity,
-        r.f1,
-        r.f2,
-        r.confusion.tp,
-        r.confusion.fp,
-        r.confusion.tn,
-        r.confusion.fn_
-    );
+    print!("{}", r.to_text());
     pcam::tracking::after_eval(&run, progress.quiet)?;
     Ok(())
 }
@@ -378,20 +308,7 @@ pub fn predict(a: PredictArgs, progress: Progress) -> Result<()> {
         device.map(Into::into),
         progress,
     )?;
-    println!(
-        "{}: {} tiles, {} positive at threshold {} ({}), {} dropped{}",
-        r.out.display(),
-        r.tiles,
-        r.positives,
-        r.threshold.threshold,
-        r.threshold.source,
-        r.dropped,
-        if r.data_synthetic.is_some() {
-            " (model trained on SYNTHETIC data)"
-        } else {
-            ""
-        }
-    );
+    print!("{}", r.to_text());
     Ok(())
 }
 
@@ -411,25 +328,7 @@ pub fn bundle(a: BundleArgs, progress: Progress) -> Result<()> {
     }
     let me = std::env::current_exe().context("locating the running pcam binary")?;
     let r = pcam::bundle::bundle(&run, &me, &out, level, progress)?;
-    println!(
-        "{}: {} files ({} libraries), {:.0} MiB packed into {:.0} MiB, sha256 {}; needs {}{}",
-        r.out.display(),
-        r.files,
-        r.manifest.libraries,
-        r.bytes_in as f64 / 1048576.0,
-        r.bytes_out as f64 / 1048576.0,
-        r.sha256,
-        [&r.manifest.host_needs.glibc, &r.manifest.host_needs.glibcxx]
-            .iter()
-            .filter_map(|v| v.as_deref())
-            .collect::<Vec<_>>()
-            .join(" + "),
-        if r.manifest.data_synthetic.is_some() {
-            " (model trained on SYNTHETIC data)"
-        } else {
-            ""
-        }
-    );
+    print!("{}", r.to_text());
     Ok(())
 }
 
@@ -445,7 +344,8 @@ pub fn twin_run(a: TwinRunArgs) -> Result<()> {
             .join(&cfg.config.run.experiment)
             .join(format!("twin-{}", pcam::run::utc_stamp()))
     });
-    let report = pcam::twin::run(&out, &config.files, &config.overrides)?;
+    let me = std::env::current_exe().context("locating the running pcam binary")?;
+    let report = pcam::twin::run(&me, &out, &config.files, &config.overrides)?;
     print!("{}", report.to_text());
     if !report.identical {
         anyhow::bail!("twin runs differ (report in {})", out.display());

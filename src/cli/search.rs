@@ -1,7 +1,7 @@
 //! `pcam search`: hyperparameter search over a YAML space, and the trial runner that
 //! workers and Slurm array tasks call.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use pcam::progress::Progress;
 use std::path::PathBuf;
@@ -69,7 +69,10 @@ pub fn run(cmd: Option<SearchCmd>, args: SearchArgs, progress: Progress) -> Resu
                     parallel: args.workers,
                 }
             } else if args.workers > 1 {
-                pcam::search::Executor::Workers(args.workers)
+                pcam::search::Executor::Workers {
+                    exe: std::env::current_exe().context("locating the running pcam binary")?,
+                    n: args.workers,
+                }
             } else {
                 pcam::search::Executor::Inline
             };

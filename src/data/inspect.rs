@@ -247,6 +247,23 @@ pub struct CheckReport {
     pub pixels: PixelStats,
 }
 
+impl CheckReport {
+    /// One line of `pcam data check`: tiles read, kept, dropped, and the bad pixels.
+    pub fn to_line(&self) -> String {
+        format!(
+            "{:<5} {:>7} tiles, {:>7} kept, {} dropped, {} tiles with out-of-range/NaN values ({} below 0, {} above 255, {} NaN)",
+            self.split.to_string(),
+            self.tiles,
+            self.kept,
+            self.pixels.dropped_tiles,
+            self.pixels.bad_tiles,
+            self.pixels.below,
+            self.pixels.above,
+            self.pixels.nan
+        )
+    }
+}
+
 /// Reads every tile of every split in `dir` under `policy`, exactly as training will,
 /// and reports what was kept, clipped or dropped; fails under `error` on the first bad tile.
 pub fn check(dir: &Path, policy: InvalidPolicy, opts: &OpenOptions) -> Result<Vec<CheckReport>> {

@@ -1,9 +1,11 @@
-//! The dataset-size evidence (journal Q2.4) as a table and a chart, built from
-//! `data inspect` reports. Used by `pcam report dataset-size` and by the Q2 notebook.
+//! Dataset evidence for journal Q2 as tables and a chart: sizes from `data inspect`
+//! reports (`pcam report dataset-size`) and split-manifest facts (`pcam data split`);
+//! both also used by the Q2 notebooks.
 
 use super::charts::{grouped_bars, Series, PALETTE};
 use super::{Figure, Table};
 use crate::data::inspect::Report;
+use crate::data::split::SplitManifest;
 use crate::error::{Error, Result};
 use polars::prelude::{Column, DataFrame};
 
@@ -135,4 +137,46 @@ pub fn size_figure(name: &str, reports: &[Report]) -> Result<Figure> {
         if synthetic { " (SYNTHETIC data)" } else { "" }
     );
     grouped_bars(name, &title, "MB", &groups, &series)
+}
+
+/// One row per fold of every named split manifest (`pcam data split`, journal Q2):
+/// tiles, positive rates and slides on each side, and slides shared across the cut.
+pub fn split_table(manifests: &[(String, &SplitManifest)]) -> Result<Table> {
+    let mut name: Vec<String> = Vec::new();
+    let mut fold: Vec<i64> = Vec::new();
+    let mut ints: [Vec<i64>; 5] = Default::default();
+    let mut rates: [Vec<f64>; 2] = Default::default();
+    for (n, m) in manifests {
+        for (k, f) in m.facts.iter().enumerate() {
+            name.push(n.clone());
+            fold.push(k as i64);
+            let row = [
+                f.train_tiles,
+                f.valid_tiles,
+                f.train_slides,
+                f.valid_slides,
+                f.shared_slides,
+            ];
+            for (c, v) in ints.iter_mut().zip(row) {
+                c.push(v as i64);
+            }
+            rates[0].push(f.train_positive_rate);
+            rates[1].push(f.valid_positive_rate);
+        }
+    }
+    let [train_tiles, valid_tiles, train_slides, valid_slides, shared] = ints;
+    let [train_rate, valid_rate] = rates;
+    let df = DataFrame::new_infer_height(vec![
+        Column::new("manifest".into(), name),
+        Column::new("fold".into(), fold),
+        Column::new("train tiles".into(), train_tiles),
+        Column::new("valid tiles".into(), valid_tiles),
+        Column::new("train positive rate".into(), train_rate),
+        Column::new("valid positive rate".into(), valid_rate),
+        Column::new("train slides".into(), train_slides),
+        Column::new("valid slides".into(), valid_slides),
+        Column::new("shared slides".into(), shared),
+    ])
+    .map_err(|e| Error::Usage(format!("building the split table: {e}")))?;
+    Ok(Table::new(df))
 }

@@ -200,9 +200,16 @@ impl Sweep {
         };
         let mut tracker = crate::tracking::Tracker::start(&run, true)?;
         let pause = (budget < self.max_epochs).then_some(budget);
-        let fitted = crate::train::fit_until(&cfg, &run, resume, progress, pause, &mut |r| {
-            tracker.epoch(r)
-        });
+        let fitted = crate::train::fit(
+            &cfg,
+            &run,
+            crate::train::FitOptions {
+                resume,
+                progress,
+                pause_after: pause,
+                after_epoch: Some(&mut |r| tracker.epoch(r)),
+            },
+        );
         tracker.finish(&run, fitted.is_ok());
         fitted.map(|_| ())
     }
@@ -246,8 +253,9 @@ fn epochs_done(dir: &Path) -> usize {
 pub enum Executor {
     /// In this process, one after another.
     Inline,
-    /// Up to N child processes `pcam search trial …` at once.
-    Workers(usize),
+    /// Up to `n` child processes `pcam search trial …` at once, started from the pcam
+    /// executable `exe` (the CLI passes itself; a notebook passes `target/release/pcam`).
+    Workers { exe: PathBuf, n: usize },
     /// A Slurm job array per round (`sbatch --wait`), each task one trial.
     Slurm {
         script: PathBuf,
@@ -290,15 +298,13 @@ fn execute(
                 bar.inc(1);
             }
         }
-        Executor::Workers(n) => {
-            let exe =
-                std::env::current_exe().map_err(|e| Error::io("pcam", "locating own binary", e))?;
+        Executor::Workers { exe, n } => {
             let mut queue = todo.iter().copied();
             let mut running: Vec<(usize, std::process::Child)> = Vec::new();
             loop {
                 while running.len() < (*n).max(1) {
                     let Some(i) = queue.next() else { break };
-                    let child = std::process::Command::new(&exe)
+                    let child = std::process::Command::new(exe)
                         .args(["-q", "search", "trial", "--sweep"])
                         .arg(&sweep.dir)
                         .args(["--index", &i.to_string(), "--epochs", &budget.to_string()])
@@ -306,7 +312,7 @@ fn execute(
                         .stdout(std::process::Stdio::null())
                         .stderr(std::process::Stdio::piped())
                         .spawn()
-                        .map_err(|e| Error::io(&exe, "starting a trial worker", e))?;
+                        .map_err(|e| Error::io(exe, "starting a trial worker", e))?;
                     running.push((i, child));
                 }
                 if running.is_empty() {
@@ -317,7 +323,7 @@ fn execute(
                     if let Some(status) = running[k]
                         .1
                         .try_wait()
-                        .map_err(|e| Error::io(&exe, "waiting for a worker", e))?
+                        .map_err(|e| Error::io(exe, "waiting for a worker", e))?
                     {
                         let (i, child) = running.swap_remove(k);
                         if !status.success() {

@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod optim;
 pub mod policy;
 pub mod schedule;
+pub mod step;
 
 use crate::config::ResolvedConfig;
 use crate::data::loader::{self, NormStats, Tiles};
@@ -17,12 +18,11 @@ use crate::progress::Progress;
 use crate::run::{Manifest, RunDir};
 use crate::seed::Seeds;
 use checkpoint::TrainState;
-use optim::Optimizer;
 use policy::{EpochRecord, StepRecord};
 use schedule::Schedule;
 use serde::Serialize;
 use std::sync::Arc;
-use tch::{Kind, Reduction, Tensor};
+use step::Learner;
 
 /// What a finished (or early-stopped) run reports; also written as `metrics.json`.
 #[derive(Debug, Clone, Serialize)]
@@ -38,54 +38,62 @@ pub struct FitSummary {
     pub data_synthetic: Option<String>,
 }
 
-/// Trainable parameters sorted by name (the optimiser's fixed order).
-fn trainable(model: &Model) -> Vec<(String, Tensor)> {
-    model
-        .named_variables()
-        .into_iter()
-        .filter(|(_, t)| t.requires_grad())
-        .collect()
+impl FitSummary {
+    /// What `pcam train` prints after the run folder: the final weights' hash and the
+    /// best epoch's validation scores.
+    pub fn to_text(&self) -> String {
+        let mut o = format!("final weights sha256 {}\n", self.final_weights_sha256);
+        if let Some(b) = &self.best {
+            o.push_str(&format!(
+                "best epoch {}: valid AUC {}, valid loss {:.4}, accuracy {:.4}{}\n",
+                b.epoch + 1,
+                crate::metrics::show(b.valid_auc),
+                b.valid_loss,
+                b.valid_accuracy,
+                if self.data_synthetic.is_some() {
+                    " (SYNTHETIC data)"
+                } else {
+                    ""
+                }
+            ));
+        }
+        o
+    }
 }
 
-/// Layer of a variable: its name without the last segment (`conv0.weight` → `conv0`).
-fn layer_of(name: &str) -> &str {
-    name.rsplit_once('.').map(|(l, _)| l).unwrap_or(name)
+/// How [`fit`] runs: fresh or resumed, quiet or with progress, paused, observed.
+#[derive(Default)]
+pub struct FitOptions<'a> {
+    /// Continue from the run's `last` checkpoint (a run without one starts afresh).
+    pub resume: bool,
+    pub progress: Progress,
+    /// Stop once this many epochs are done — without `metrics.json`, so the run is not
+    /// finished — and a later resume continues it bitwise as if it had never stopped
+    /// (how successive halving gives a trial more epochs).
+    pub pause_after: Option<usize>,
+    /// Called once each epoch's checkpoint and history are on disk (how tracking
+    /// follows a run without training depending on it).
+    pub after_epoch: Option<&'a mut dyn FnMut(&RunDir)>,
 }
 
-/// Trains the run in `run` (fresh, or from its `last` checkpoint when `resume`).
-pub fn fit(
-    cfg: &ResolvedConfig,
-    run: &RunDir,
-    resume: bool,
-    progress: Progress,
-) -> Result<FitSummary> {
-    fit_until(cfg, run, resume, progress, None, &mut |_| {})
+impl<'a> FitOptions<'a> {
+    /// A fresh run, without progress bars or per-epoch lines (what notebooks use).
+    pub fn quiet() -> FitOptions<'a> {
+        FitOptions {
+            progress: Progress { quiet: true },
+            ..FitOptions::default()
+        }
+    }
 }
 
-/// [`fit`], calling `after_epoch` once each epoch's checkpoint and history are on disk
-/// (how tracking follows a run without training depending on it).
-pub fn fit_with(
-    cfg: &ResolvedConfig,
-    run: &RunDir,
-    resume: bool,
-    progress: Progress,
-    after_epoch: &mut dyn FnMut(&RunDir),
-) -> Result<FitSummary> {
-    fit_until(cfg, run, resume, progress, None, after_epoch)
-}
-
-/// [`fit_with`]; with `pause_after`,
-/// training stops once that many epochs are done — without `metrics.json`, so the run is
-/// not finished — and a later resume continues it bitwise as if it had never stopped
-/// (how successive halving gives a trial more epochs).
-pub fn fit_until(
-    cfg: &ResolvedConfig,
-    run: &RunDir,
-    resume: bool,
-    progress: Progress,
-    pause_after: Option<usize>,
-    after_epoch: &mut dyn FnMut(&RunDir),
-) -> Result<FitSummary> {
+/// Trains the run in `run` as `options` say (fresh, or from its `last` checkpoint).
+pub fn fit(cfg: &ResolvedConfig, run: &RunDir, options: FitOptions) -> Result<FitSummary> {
+    let FitOptions {
+        resume,
+        progress,
+        pause_after,
+        mut after_epoch,
+    } = options;
     let c = &cfg.config;
     let plan = c.data.plan()?;
     // A run stopped before its first checkpoint has nothing to resume: it starts again
@@ -124,20 +132,10 @@ pub fn fit_until(
         )?;
     }
 
-    let model = c.model.build(device);
-    let named = trainable(&model);
-    let mut params: Vec<Tensor> = named.iter().map(|(_, t)| t.shallow_clone()).collect();
-    let mut layers: Vec<String> = named.iter().map(|(n, _)| layer_of(n).to_string()).collect();
-    layers.dedup();
-    let mut opt = Optimizer::new(
-        c.train.optimizer,
-        c.train.momentum,
-        c.train.weight_decay,
-        &params,
-    );
+    let mut learner = Learner::new(c.model.build(device), &c.train);
     let steps_per_epoch = train.len().div_ceil(c.train.batch_size);
     let mut state = if resume {
-        let s = checkpoint::load(&run.checkpoint("last"), &model, &named, &mut opt)?;
+        let s = learner.load(&run.checkpoint("last"))?;
         if s.config_sha256 != cfg.sha256 {
             return Err(Error::bad_file(
                 run.checkpoint("last"),
@@ -153,7 +151,7 @@ pub fn fit_until(
             optimizer_steps: 0,
             history: vec![],
             steps: vec![],
-            layers: layers.clone(),
+            layers: learner.layers.clone(),
             norm: NormStats::of(&train),
             config_sha256: cfg.sha256.clone(),
             config_yaml: cfg.yaml.clone(),
@@ -188,29 +186,9 @@ pub fn fit_until(
         for batch in rx {
             let lr = state.schedule.lr(state.step);
             let (x, y) = batch.to_device(device);
-            for p in params.iter_mut() {
-                p.zero_grad();
-            }
             let mut drop_rng = seeds.stream("dropout", state.step as u64);
-            let logits = model.forward(&x, Some(&mut drop_rng));
-            let loss =
-                logits.binary_cross_entropy_with_logits::<Tensor>(&y, None, None, Reduction::Mean);
-            loss.backward();
-            let (grad_norm, layer_norms) = grad_norms(&named, &layers);
-            if let Some(max) = c.train.clip_grad_norm {
-                if grad_norm > max {
-                    tch::no_grad(|| {
-                        for p in params.iter() {
-                            let mut g = p.grad();
-                            if g.defined() {
-                                let _ = g.g_mul_scalar_(max / (grad_norm + 1e-12));
-                            }
-                        }
-                    });
-                }
-            }
-            opt.step(&mut params, lr);
-            let l = loss.double_value(&[]);
+            let out = learner.step(&x, &y, &mut drop_rng, lr, &mut |_| {});
+            let l = out.loss;
             loss_sum += l * batch.tiles.len() as f64;
             seen += batch.tiles.len();
             state.steps.push(StepRecord {
@@ -218,8 +196,8 @@ pub fn fit_until(
                 epoch,
                 lr,
                 loss: l,
-                grad_norm,
-                layer_norms,
+                grad_norm: out.grad_norm,
+                layer_norms: out.layer_norms,
             });
             state.step += 1;
             bar.set_message(format!(
@@ -232,7 +210,7 @@ pub fn fit_until(
         bar.finish_and_clear();
         let train_secs = t0.elapsed().as_secs_f64();
         let (valid_loss, valid_auc, valid_accuracy) =
-            evaluate(&model, &valid, &norm, c.train.batch_size, device);
+            evaluate(&learner.model, &valid, &norm, c.train.batch_size, device);
         state.schedule.end_epoch(valid_loss);
         state.history.push(EpochRecord {
             epoch,
@@ -246,13 +224,15 @@ pub fn fit_until(
             images_per_second: seen as f64 / train_secs.max(1e-9),
         });
         state.epochs_done = epoch + 1;
-        state.optimizer_steps = opt.steps;
-        checkpoint::save(&run.checkpoint("last"), &model, &named, &opt, &state)?;
+        state.optimizer_steps = learner.opt.steps;
+        learner.save(&run.checkpoint("last"), &state)?;
         if policy::is_new_best(&state.history, c.train.select) {
-            checkpoint::save(&run.checkpoint("best"), &model, &named, &opt, &state)?;
+            learner.save(&run.checkpoint("best"), &state)?;
         }
         write_history(run, &state)?;
-        after_epoch(run);
+        if let Some(f) = after_epoch.as_mut() {
+            f(run);
+        }
         if !progress.quiet {
             let e = state.history.last().expect("just pushed");
             eprintln!(
@@ -261,9 +241,7 @@ pub fn fit_until(
                 c.train.epochs,
                 e.train_loss,
                 e.valid_loss,
-                e.valid_auc
-                    .map(|a| format!("{a:.4}"))
-                    .unwrap_or_else(|| "n/a".into()),
+                crate::metrics::show(e.valid_auc),
                 e.images_per_second
             );
         }
@@ -273,7 +251,7 @@ pub fn fit_until(
         run: run.path.clone(),
         epochs_run: state.epochs_done,
         steps: state.step,
-        final_weights_sha256: model.weights_sha256(),
+        final_weights_sha256: learner.model.weights_sha256(),
         best_epoch,
         best: best_epoch.map(|b| state.history[b].clone()),
         stopped_early,
@@ -283,23 +261,6 @@ pub fn fit_until(
         run.write_json("metrics.json", &summary)?;
     }
     Ok(summary)
-}
-
-/// Global and per-layer L2 norms of the current gradients.
-fn grad_norms(named: &[(String, Tensor)], layers: &[String]) -> (f64, Vec<f64>) {
-    let mut per_layer = vec![0.0f64; layers.len()];
-    for (n, p) in named {
-        let g = p.grad();
-        if !g.defined() {
-            continue;
-        }
-        let sq = g.pow_tensor_scalar(2).sum(Kind::Double).double_value(&[]);
-        if let Some(i) = layers.iter().position(|l| l == layer_of(n)) {
-            per_layer[i] += sq;
-        }
-    }
-    let global = per_layer.iter().sum::<f64>().sqrt();
-    (global, per_layer.into_iter().map(f64::sqrt).collect())
 }
 
 /// Validation loss, ROC-AUC and accuracy at 0.5, in file order without augmentation.

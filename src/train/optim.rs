@@ -3,7 +3,7 @@
 //! built-in optimisers cannot export their state). Parameters are updated in place
 //! under `no_grad`, in the fixed order of their names.
 
-use crate::config::OptimizerKind;
+use crate::config::{OptimizerKind, TrainConfig};
 use tch::Tensor;
 
 const BETA1: f64 = 0.9;
@@ -39,6 +39,12 @@ impl Optimizer {
             m: params.iter().map(|p| p.zeros_like()).collect(),
             v: params.iter().map(|p| p.zeros_like()).collect(),
         }
+    }
+
+    /// Fresh state for `params`, of the kind and with the momentum and weight decay of
+    /// the train config (the one place an optimiser is built from a config).
+    pub fn from_config(train: &TrainConfig, params: &[Tensor]) -> Optimizer {
+        Optimizer::new(train.optimizer, train.momentum, train.weight_decay, params)
     }
 
     /// One update of every parameter from its `.grad()` at learning rate `lr`.

@@ -199,9 +199,50 @@ pub struct Manifest {
 /// Result of a generation run.
 #[derive(Debug, Clone)]
 pub struct SynthReport {
+    /// The folder written.
+    pub out: PathBuf,
     pub manifest: Manifest,
     pub tiles: usize,
     pub seconds: f64,
+}
+
+impl SynthReport {
+    /// What `pcam data synth` prints: the run, each split's tiles, positives and slides,
+    /// and (course variant) how many tiles of each kind were poisoned.
+    pub fn to_text(&self) -> String {
+        let m = &self.manifest;
+        let mut o = format!(
+            "wrote SYNTHETIC PCAM ({:?} variant, seed {}) to {}: {} tiles in {:.1}s ({:.0} tiles/s)\n",
+            m.variant,
+            m.seed,
+            self.out.display(),
+            self.tiles,
+            self.seconds,
+            self.tiles as f64 / self.seconds.max(1e-9)
+        );
+        for (s, sum) in &m.splits {
+            o.push_str(&format!(
+                "  {s:<5} {:>7} tiles, {:>5.1}% positive, {} slides\n",
+                sum.tiles,
+                100.0 * sum.positives as f64 / sum.tiles as f64,
+                sum.slides
+            ));
+        }
+        if let Some(c) = &m.corruptions {
+            o.push_str(&format!(
+                "  poisoned train tiles: {} blank, {} saturated, {} out-of-range, {} trigger, {} exact + {} near duplicates of test; {} valid tiles on train slides (ground truth in {})\n",
+                c.blank.len(),
+                c.saturated.len(),
+                c.out_of_range.len(),
+                c.trigger.len(),
+                c.exact_duplicate_of_test.len(),
+                c.near_duplicate_of_test.len(),
+                c.valid_on_train_slides.len(),
+                self.out.join(MANIFEST).display()
+            ));
+        }
+        o
+    }
 }
 
 /// Generates the dataset described by `opts`; nothing appears under the final names
@@ -273,6 +314,7 @@ pub fn generate(opts: &SynthOptions) -> Result<SynthReport> {
         .map_err(|e| Error::Usage(format!("serialising manifest: {e}")))?;
     crate::fsutil::write_atomic(&opts.out.join(MANIFEST), format!("{json}\n").as_bytes())?;
     Ok(SynthReport {
+        out: opts.out.clone(),
         manifest,
         tiles: total,
         seconds: t0.elapsed().as_secs_f64(),
