@@ -68,9 +68,10 @@ mlflow: setup ## Start a local MLflow server (SQLite + artifacts under mlflow/) 
 mlflow-stop: ## Stop the local MLflow server started by make mlflow (by its PID)
 	@if [ -x target/release/pcam ]; then target/release/pcam tracking server stop --dir mlflow; else echo "no pcam binary"; fi
 
-lint: setup ## rustfmt check and clippy with warnings as errors
+lint: setup ## rustfmt check, clippy and rustdoc (cargo doc) with warnings as errors
 	@if command -v rustup >/dev/null; then rustup component add rustfmt clippy >/dev/null 2>&1 || true; fi
 	@$(ENV) cargo fmt --all --check && cargo clippy --release --locked --all-targets -- -D warnings
+	@$(ENV) RUSTDOCFLAGS="-D warnings" cargo doc --release --no-deps --locked --workspace --quiet
 
 fmt: ## Format the code
 	@cargo fmt --all

@@ -17,7 +17,7 @@ use tch::Tensor;
 /// Steps run before timing starts in each round.
 const WARM_UP: usize = 5;
 /// Alternating rounds of the two measurements.
-const ROUNDS: usize = 5;
+pub const ROUNDS: usize = 5;
 
 /// One benchmark row.
 #[derive(Debug, Clone, Serialize)]
