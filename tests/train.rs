@@ -190,7 +190,7 @@ fn the_run_folder_holds_config_manifest_history_checkpoints_and_metrics() {
         1 + 2 * 6,
         "6 steps of 16 tiles per epoch"
     );
-    let h = pcam::train::read_history(run).unwrap();
+    let h = pcam::run::read_history(run).unwrap();
     assert_eq!((h.epochs.len(), h.steps.len()), (2, 12));
     assert_eq!(
         h.layers,
@@ -662,7 +662,7 @@ fn ten_sigkills_at_seeded_random_points_always_resume_bitwise() {
     // history, start-up as the rest of its wall time (an over-estimate: that rest also holds
     // every epoch's validation and checkpoint, so the waits below stop at the next epoch).
     let wall = t0.elapsed().as_secs_f64();
-    let h = pcam::train::read_history(&d.path().join("full")).unwrap();
+    let h = pcam::run::read_history(&d.path().join("full")).unwrap();
     let training: f64 = h.epochs.iter().map(|e| e.seconds).sum();
     let per_epoch = training / h.epochs.len() as f64;
     let start_up = (wall - training).max(0.0);

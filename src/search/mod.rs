@@ -147,7 +147,7 @@ impl Sweep {
         if d.join("metrics.json").is_file() {
             TrialState::Finished
         } else if d.join("checkpoints/last.ckpt").is_file() {
-            TrialState::Paused(epochs_done(&d))
+            TrialState::Paused(crate::run::history::epochs_done(&d))
         } else {
             TrialState::Missing
         }
@@ -217,7 +217,7 @@ impl Sweep {
     /// Score of trial `index` on the search metric: the best value over its first
     /// `within` epochs (all when `None`), with that epoch.
     pub fn score(&self, index: usize, within: Option<usize>) -> Option<(f64, usize)> {
-        let h = crate::train::read_history(&self.trial_dir(index)).ok()?;
+        let h = crate::run::read_history(&self.trial_dir(index)).ok()?;
         let obj = self.spec.metric;
         h.epochs
             .iter()
@@ -240,12 +240,6 @@ fn better(obj: Objective, a: f64, b: f64) -> bool {
     } else {
         a < b
     }
-}
-
-fn epochs_done(dir: &Path) -> usize {
-    std::fs::read_to_string(dir.join("history/epochs.csv"))
-        .map(|t| t.lines().count().saturating_sub(1))
-        .unwrap_or(0)
 }
 
 /// How trials are executed.
@@ -495,7 +489,7 @@ pub fn run(sweep: &Sweep, exec: &Executor, progress: Progress) -> Result<Outcome
                 rank: k + 1,
                 trial: i,
                 values: sweep.trials[i].values.clone(),
-                epochs: epochs_done(&sweep.trial_dir(i)),
+                epochs: crate::run::history::epochs_done(&sweep.trial_dir(i)),
                 rung: rung_of[i],
                 score: s.map(|x| x.0),
                 best_epoch: s.map(|x| x.1),

@@ -1,8 +1,7 @@
 //! Experiment tracking with MLflow, offline-first. The run folder is always the complete
 //! record; a tracking server gets a copy — live during training when it answers, later
 //! with `pcam tracking sync` when it did not. `<run>/tracking.json` is the cursor of each
-//! server's copy. Downstream of train and eval: it only reads run folders (the history
-//! CSVs still through `train::read_history`, a leftover edge in ARCHITECTURE.md).
+//! server's copy. Downstream of train and eval: it only reads run folders, through `run`.
 //!
 //! Where to log: `run.tracking_uri` in the config, else `MLFLOW_TRACKING_URI`; the MLflow
 //! experiment is `MLFLOW_EXPERIMENT_NAME`, else the config's `run.experiment`.

@@ -139,7 +139,7 @@ fn snapshot(run: &RunDir) -> Result<Snapshot> {
         }
     }
 
-    let h = crate::train::read_history(p)?;
+    let h = crate::run::read_history(p)?;
     let mut epoch_start = Vec::with_capacity(h.epochs.len());
     let mut t = start_ms;
     let mut epochs = Vec::with_capacity(h.epochs.len());

@@ -4,12 +4,12 @@
 //! so a crash never leaves a torn checkpoint under the final name.
 
 use super::optim::Optimizer;
-use super::policy::{EpochRecord, StepRecord};
 use super::schedule::Schedule;
 use crate::data::loader::NormStats;
 use crate::error::{Error, Result};
 use crate::fsutil::TempPath;
 use crate::model::Model;
+use crate::run::history::{EpochRecord, StepRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;

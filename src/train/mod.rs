@@ -15,10 +15,10 @@ use crate::data::SplitName;
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::progress::Progress;
+use crate::run::history::{EpochRecord, StepRecord};
 use crate::run::{Manifest, RunDir};
 use crate::seed::Seeds;
 use checkpoint::TrainState;
-use policy::{EpochRecord, StepRecord};
 use schedule::Schedule;
 use serde::Serialize;
 use std::sync::Arc;
@@ -229,7 +229,7 @@ pub fn fit(cfg: &ResolvedConfig, run: &RunDir, options: FitOptions) -> Result<Fi
         if policy::is_new_best(&state.history, c.train.select) {
             learner.save(&run.checkpoint("best"), &state)?;
         }
-        write_history(run, &state)?;
+        run.write_history(&state.history, &state.steps, &state.layers)?;
         if let Some(f) = after_epoch.as_mut() {
             f(run);
         }
@@ -300,134 +300,4 @@ pub fn predict(
         }
     });
     out
-}
-
-fn write_history(run: &RunDir, s: &TrainState) -> Result<()> {
-    let header: Vec<String> = [
-        "epoch",
-        "steps",
-        "train_loss",
-        "valid_loss",
-        "valid_auc",
-        "valid_accuracy",
-        "lr_end",
-        "seconds",
-        "images_per_second",
-    ]
-    .iter()
-    .map(|h| h.to_string())
-    .collect();
-    let rows: Vec<Vec<String>> = s
-        .history
-        .iter()
-        .map(|e| {
-            vec![
-                e.epoch.to_string(),
-                e.steps.to_string(),
-                format!("{:e}", e.train_loss),
-                format!("{:e}", e.valid_loss),
-                e.valid_auc.map(|a| format!("{a:e}")).unwrap_or_default(),
-                format!("{:e}", e.valid_accuracy),
-                format!("{:e}", e.lr_end),
-                format!("{:.3}", e.seconds),
-                format!("{:.1}", e.images_per_second),
-            ]
-        })
-        .collect();
-    run.write_csv("history/epochs.csv", &header, &rows)?;
-    let mut header: Vec<String> = ["step", "epoch", "lr", "loss", "grad_norm"]
-        .iter()
-        .map(|h| h.to_string())
-        .collect();
-    header.extend(s.layers.iter().map(|l| format!("grad_norm/{l}")));
-    let rows: Vec<Vec<String>> = s
-        .steps
-        .iter()
-        .map(|r| {
-            let mut v = vec![
-                r.step.to_string(),
-                r.epoch.to_string(),
-                format!("{:e}", r.lr),
-                format!("{:e}", r.loss),
-                format!("{:e}", r.grad_norm),
-            ];
-            v.extend(r.layer_norms.iter().map(|n| format!("{n:e}")));
-            v
-        })
-        .collect();
-    run.write_csv("history/steps.csv", &header, &rows)
-}
-
-/// A run's logged history, read back from `history/*.csv`.
-#[derive(Debug, Clone, Default)]
-pub struct History {
-    pub epochs: Vec<EpochRecord>,
-    pub steps: Vec<StepRecord>,
-    /// Layer names of the per-layer gradient-norm columns.
-    pub layers: Vec<String>,
-}
-
-/// Reads `history/epochs.csv` and `history/steps.csv` of the run in `dir`.
-pub fn read_history(dir: &std::path::Path) -> Result<History> {
-    fn rows(path: &std::path::Path) -> Result<(Vec<String>, Vec<Vec<String>>)> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "reading", e))?;
-        let mut lines = text.lines();
-        let header = lines
-            .next()
-            .unwrap_or("")
-            .split(',')
-            .map(str::to_string)
-            .collect();
-        Ok((
-            header,
-            lines
-                .map(|l| l.split(',').map(str::to_string).collect())
-                .collect(),
-        ))
-    }
-    let num = |path: &std::path::Path, s: &str| -> Result<f64> {
-        s.parse::<f64>()
-            .map_err(|_| Error::bad_file(path, format!("`{s}` is not a number")))
-    };
-    let ep = dir.join("history/epochs.csv");
-    let (_, erows) = rows(&ep)?;
-    let mut h = History::default();
-    for r in erows {
-        let f = |i: usize| num(&ep, r.get(i).map(String::as_str).unwrap_or(""));
-        h.epochs.push(EpochRecord {
-            epoch: f(0)? as usize,
-            steps: f(1)? as usize,
-            train_loss: f(2)?,
-            valid_loss: f(3)?,
-            valid_auc: f(4).ok(),
-            valid_accuracy: f(5)?,
-            lr_end: f(6)?,
-            seconds: f(7)?,
-            images_per_second: f(8)?,
-        });
-    }
-    let sp = dir.join("history/steps.csv");
-    let (header, srows) = rows(&sp)?;
-    h.layers = header
-        .iter()
-        .filter_map(|c| c.strip_prefix("grad_norm/").map(str::to_string))
-        .collect();
-    for r in srows {
-        let vals = r
-            .iter()
-            .map(|v| num(&sp, v))
-            .collect::<Result<Vec<f64>>>()?;
-        if vals.len() < 5 {
-            return Err(Error::bad_file(&sp, "a row has fewer than 5 columns"));
-        }
-        h.steps.push(StepRecord {
-            step: vals[0] as usize,
-            epoch: vals[1] as usize,
-            lr: vals[2],
-            loss: vals[3],
-            grad_norm: vals[4],
-            layer_norms: vals[5..].to_vec(),
-        });
-    }
-    Ok(h)
 }

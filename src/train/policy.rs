@@ -1,46 +1,9 @@
-//! Training history and the policies that read it: best-model selection and early
-//! stopping decide from the metric history alone, not from flags inside the loop.
+//! The policies that read the training history: best-model selection and early
+//! stopping decide from the metric history alone (`run::history`), not from flags
+//! inside the loop.
 
 use crate::config::SelectMetric;
-use serde::{Deserialize, Serialize};
-
-/// One optimisation step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StepRecord {
-    pub step: usize,
-    pub epoch: usize,
-    pub lr: f64,
-    pub loss: f64,
-    /// Global gradient norm before clipping.
-    pub grad_norm: f64,
-    /// Per-layer gradient norms, in the order of `TrainState::layers`.
-    pub layer_norms: Vec<f64>,
-}
-
-/// One epoch's summary.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EpochRecord {
-    pub epoch: usize,
-    pub steps: usize,
-    pub train_loss: f64,
-    pub valid_loss: f64,
-    pub valid_auc: Option<f64>,
-    pub valid_accuracy: f64,
-    pub lr_end: f64,
-    /// Wall-clock facts: excluded from reproducibility comparisons.
-    pub seconds: f64,
-    pub images_per_second: f64,
-}
-
-impl EpochRecord {
-    /// The value of `metric`, oriented so that larger is better.
-    pub fn score(&self, metric: SelectMetric) -> f64 {
-        match metric {
-            SelectMetric::ValidAuc => self.valid_auc.unwrap_or(f64::NEG_INFINITY),
-            SelectMetric::ValidLoss => -self.valid_loss,
-        }
-    }
-}
+pub use crate::run::history::{EpochRecord, StepRecord};
 
 /// Index of the best epoch so far (the first, on ties).
 pub fn best_epoch(history: &[EpochRecord], metric: SelectMetric) -> Option<usize> {

@@ -2,11 +2,15 @@
 //! (evaluation, notebooks, the journal, tracking) reads from it:
 //! `config.yaml` + `config.sha256`, `manifest.json` (code, data, software, machine),
 //! `history/{epochs,steps}.csv`, `checkpoints/{last,best}.ckpt`, `metrics.json`.
-//! Files are written atomically. Depends on `config`, `data` (whether the data is
-//! synthetic), `seed`, `error` and `fsutil`.
+//! Files are written atomically. The history CSVs are written and read in [`history`].
+//! Depends on `config`, `data` (whether the data is synthetic), `seed`, `error` and
+//! `fsutil`.
+
+pub mod history;
 
 use crate::config::ResolvedConfig;
 use crate::error::{Error, Result};
+pub use history::{read_history, EpochRecord, History, StepRecord};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::Command;
