@@ -142,6 +142,25 @@ fn bad(path: &Path, e: csv::Error) -> Error {
     Error::bad_file(path, crate::error::one_line(&e.to_string()))
 }
 
+/// Field `k` of data row `row` parsed as a `T`; an error names the file, row, column, the
+/// text found and what it must be (`what`).
+fn cell<T: std::str::FromStr>(
+    path: &Path,
+    header: &csv::StringRecord,
+    rec: &csv::StringRecord,
+    row: usize,
+    k: usize,
+    what: &str,
+) -> Result<T> {
+    let s = rec.get(k).unwrap_or("");
+    s.parse::<T>().map_err(|_| {
+        Error::bad_file(
+            path,
+            format!("row {row}: `{s}` in column `{}` is not {what}", &header[k]),
+        )
+    })
+}
+
 /// Number of epochs in the history of the run in `dir` (0 when it has none yet).
 pub fn epochs_done(dir: &Path) -> usize {
     read_epochs(&dir.join(EPOCHS)).map_or(0, |e| e.len())
@@ -182,32 +201,9 @@ pub fn read_history(dir: &Path) -> Result<History> {
     let mut steps = vec![];
     for (i, rec) in r.records().enumerate() {
         let rec = rec.map_err(|e| bad(&path, e))?;
-        let num = |k: usize| -> Result<f64> {
-            let s = rec.get(k).unwrap_or("");
-            s.parse::<f64>().map_err(|_| {
-                Error::bad_file(
-                    &path,
-                    format!(
-                        "row {}: `{s}` in column `{}` is not a number",
-                        i + 1,
-                        &header[k]
-                    ),
-                )
-            })
-        };
-        let int = |k: usize| -> Result<usize> {
-            let s = rec.get(k).unwrap_or("");
-            s.parse::<usize>().map_err(|_| {
-                Error::bad_file(
-                    &path,
-                    format!(
-                        "row {}: `{s}` in column `{}` is not a count",
-                        i + 1,
-                        &header[k]
-                    ),
-                )
-            })
-        };
+        let row = i + 1;
+        let num = |k: usize| -> Result<f64> { cell(&path, &header, &rec, row, k, "a number") };
+        let int = |k: usize| -> Result<usize> { cell(&path, &header, &rec, row, k, "a count") };
         steps.push(StepRecord {
             step: int(0)?,
             epoch: int(1)?,
