@@ -8,7 +8,7 @@ export HDF5_USE_FILE_LOCKING=FALSE
 
 # Notebook kernel environment (evcxr): the dynamic loader must find libtorch for the
 # cells' dylibs, and one EVCXR_TMPDIR lets every notebook reuse the compiled crates.
-PCAM_TORCH_LIB="$(ls -d "$VIRTUAL_ENV"/lib/python3*/site-packages/torch/lib 2>/dev/null | head -n 1)"
+PCAM_TORCH_LIB="$(ls -d "$VIRTUAL_ENV"/lib/python3*/site-packages/torch/lib 2>/dev/null | head -n 1 || true)"
 export PCAM_TORCH_LIB
 export LD_LIBRARY_PATH="${PCAM_TORCH_LIB}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export EVCXR_TMPDIR="$PCAM_ROOT/target/evcxr"

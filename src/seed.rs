@@ -49,6 +49,8 @@ pub struct TorchPins {
     /// Seed given to `tch::manual_seed` (derived from the master seed's `torch` stream).
     pub torch_seed: i64,
     pub threads: usize,
+    /// Deterministic algorithms on, and (on CUDA) IEEE float32 rather than TF32 in
+    /// convolutions and matrix products, so CPU and CUDA evaluations of one checkpoint agree.
     pub deterministic_algorithms: bool,
     pub cudnn_benchmark: bool,
     /// libgomp's wait policy in this process (`PASSIVE` for the CLI's training
@@ -58,8 +60,8 @@ pub struct TorchPins {
 
 impl Seeds {
     /// Seeds libtorch's global generator (used only for weight initialisation), pins the
-    /// intra-op thread count, turns deterministic algorithms on and cuDNN benchmarking
-    /// off. Every other random decision in pcam comes from [`Seeds::stream`].
+    /// intra-op thread count, turns deterministic algorithms on (with IEEE float32 on
+    /// CUDA: no TF32) and cuDNN benchmarking off. Every other random decision in pcam comes from [`Seeds::stream`].
     pub fn apply_to_torch(&self, threads: usize) -> TorchPins {
         use rand::Rng;
         let torch_seed = (self.stream("torch", 0).random::<u64>() >> 1) as i64;

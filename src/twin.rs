@@ -3,14 +3,14 @@
 //! every per-step record. The report is written beside the two runs.
 
 use crate::error::{Error, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Columns of `epochs.csv` that measure time, not the computation.
 const TIMING_COLUMNS: [&str; 2] = ["seconds", "images_per_second"];
 
 /// What the comparison found.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TwinReport {
     pub runs: [PathBuf; 2],
     pub weights_sha256: [String; 2],
@@ -77,6 +77,11 @@ fn deterministic_columns(csv: &str) -> Vec<Vec<String>> {
         .chain(lines.map(|l| l.split(',').map(str::to_string).collect()))
         .map(|row| keep.iter().filter_map(|&i| row.get(i).cloned()).collect())
         .collect()
+}
+
+/// Reads a `twin.json` written by [`run`] (e.g. one committed as evidence).
+pub fn read_report(path: &Path) -> Result<TwinReport> {
+    serde_json::from_str(&read(path)?).map_err(|e| Error::bad_file(path, e.to_string()))
 }
 
 /// Compares two finished runs.
@@ -150,5 +155,27 @@ mod tests {
         let c = "epoch,valid_loss,seconds,images_per_second\n0,0.6,1.2,300\n";
         assert_eq!(deterministic_columns(a), deterministic_columns(b));
         assert_ne!(deterministic_columns(a), deterministic_columns(c));
+    }
+
+    #[test]
+    fn a_written_report_reads_back_and_a_broken_one_names_its_file() {
+        let d = tempfile::tempdir().unwrap();
+        let r = TwinReport {
+            runs: [d.path().join("a"), d.path().join("b")],
+            weights_sha256: ["ab".into(), "ab".into()],
+            final_valid_loss: ["0.5".into(), "0.5".into()],
+            weights_identical: true,
+            epoch_history_identical: true,
+            step_history_identical: false,
+            identical: false,
+        };
+        let p = d.path().join("twin.json");
+        std::fs::write(&p, serde_json::to_vec(&r).unwrap()).unwrap();
+        let back = read_report(&p).unwrap();
+        assert_eq!(back.weights_sha256, r.weights_sha256);
+        assert!(!back.identical && !back.step_history_identical);
+        std::fs::write(&p, b"{\"runs\": 3}").unwrap();
+        let e = read_report(&p).unwrap_err().to_string();
+        assert!(e.contains("twin.json"), "{e}");
     }
 }
