@@ -397,7 +397,7 @@ pub fn bundle(
         built_on: os_release(),
     };
     let json = serde_json::to_string_pretty(&manifest)
-        .map_err(|e| Error::Usage(format!("serialising BUNDLE.json: {e}")))?;
+        .map_err(|e| Error::failed("serialising BUNDLE.json", e))?;
     entries.push(Entry::bytes(
         "BUNDLE.json",
         format!("{json}\n").into_bytes(),

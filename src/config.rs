@@ -305,8 +305,8 @@ pub fn resolve(files: &[PathBuf], overrides: &[String]) -> Result<ResolvedConfig
         },
         other => other,
     })?;
-    let yaml = serde_yaml_ng::to_string(&config)
-        .map_err(|e| Error::Usage(format!("serialising config: {e}")))?;
+    let yaml =
+        serde_yaml_ng::to_string(&config).map_err(|e| Error::failed("serialising config", e))?;
     Ok(ResolvedConfig {
         sha256: crate::fsutil::sha256_hex(yaml.as_bytes()),
         yaml,
@@ -341,8 +341,7 @@ pub fn flat_values(
             }
         }
     }
-    let v =
-        serde_json::to_value(config).map_err(|e| Error::Usage(format!("config as JSON: {e}")))?;
+    let v = serde_json::to_value(config).map_err(|e| Error::failed("config as JSON", e))?;
     let mut out = std::collections::BTreeMap::new();
     walk("", v, &mut out);
     Ok(out)

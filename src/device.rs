@@ -31,6 +31,22 @@ pub struct RuntimeInfo {
     pub hdf5_version: String,
 }
 
+impl RuntimeInfo {
+    /// What `pcam info` prints.
+    pub fn to_text(&self) -> String {
+        let yes = |b: bool| if b { "available" } else { "not available" };
+        format!(
+            "pcam {}\nhdf5 {}\nlibtorch: cuda {} ({} devices), cudnn {}, {} intra-op threads by default\n",
+            self.pcam_version,
+            self.hdf5_version,
+            yes(self.cuda_available),
+            self.cuda_devices,
+            yes(self.cudnn_available),
+            self.torch_threads
+        )
+    }
+}
+
 /// Probes libtorch and HDF5.
 pub fn runtime_info() -> RuntimeInfo {
     let (a, b, c) = hdf5::library_version();

@@ -54,6 +54,10 @@ pub enum Error {
     /// The MLflow tracking server refused a request or could not be reached.
     #[error("tracking server {server}: {msg}")]
     Tracking { server: String, msg: String },
+    /// An operation on valid input failed for a reason of its own (serialising, drawing,
+    /// encoding, fitting a model, finding a free port): `what` it was doing and why.
+    #[error("{what}: {msg}")]
+    Failed { what: String, msg: String },
 }
 
 impl Error {
@@ -64,6 +68,14 @@ impl Error {
             return Error::NotFound { path };
         }
         Error::Io { path, what, source }
+    }
+
+    /// `what` failed on valid input, for the reason `why` (see [`Error::Failed`]).
+    pub fn failed(what: impl Into<String>, why: impl std::fmt::Display) -> Self {
+        Error::Failed {
+            what: what.into(),
+            msg: why.to_string(),
+        }
     }
 
     /// A malformed-input error for `path`.

@@ -60,6 +60,17 @@ pub fn mean_sd(v: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
+/// The value of one of [`METRICS`] in an evaluation (NaN where undefined).
+fn metric(e: &crate::eval::EvalReport, name: &str) -> f64 {
+    match name {
+        "f1" => e.f1,
+        "f2" => e.f2,
+        "roc_auc" => e.roc_auc.unwrap_or(f64::NAN),
+        "pr_auc" => e.pr_auc.unwrap_or(f64::NAN),
+        _ => f64::NAN,
+    }
+}
+
 /// Reads `eval-<split>.json` of each run and summarises.
 pub fn summarize(runs: &[PathBuf], split: SplitName) -> Result<SeedSummary> {
     if runs.is_empty() {
@@ -69,19 +80,21 @@ pub fn summarize(runs: &[PathBuf], split: SplitName) -> Result<SeedSummary> {
     let mut synthetic = None;
     for r in runs {
         let run = RunDir::open(r)?;
-        let p = r.join(format!("eval-{split}.json"));
-        let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, "reading", e))?;
-        let v: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| Error::bad_file(&p, e.to_string()))?;
-        let num = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
-        if v["data_synthetic"].is_string() {
-            synthetic = v["data_synthetic"].as_str().map(str::to_string);
+        let e = crate::eval::read_report(&run, split)?;
+        if e.data_synthetic.is_some() {
+            synthetic = e.data_synthetic.clone();
         }
         rows.push(SeedRow {
             seed: run.config()?.seed,
             run: r.clone(),
-            threshold: v["threshold"]["threshold"].as_f64().unwrap_or(f64::NAN),
-            values: METRICS.iter().map(|m| num(m)).collect(),
+            // As the JSON stores it: the f32's shortest text, read as an f64.
+            threshold: e
+                .threshold
+                .threshold
+                .to_string()
+                .parse()
+                .unwrap_or(f64::NAN),
+            values: METRICS.iter().map(|m| metric(&e, m)).collect(),
         });
     }
     let stats = METRICS
@@ -140,7 +153,7 @@ impl SeedSummary {
             cols.push(Column::new(label(&s.metric).into(), v));
         }
         let df = DataFrame::new(self.rows.len() + 1, cols)
-            .map_err(|e| Error::Usage(format!("seed table: {e}")))?;
+            .map_err(|e| Error::failed("seed table", e))?;
         Ok(Table::new(df).caption(format!(
             "{} split, {} seeds, mean ± sample sd{}",
             self.split,
@@ -269,7 +282,7 @@ pub fn write_group(
     let list: String = runs.iter().map(|r| format!("{}\n", r.display())).collect();
     crate::fsutil::write_atomic(&dir.join("runs.txt"), list.as_bytes())?;
     let json = serde_json::to_string_pretty(&serde_json::json!({ "valid": valid, "test": test }))
-        .map_err(|e| Error::Usage(format!("serialising seed summary: {e}")))?;
+        .map_err(|e| Error::failed("serialising seed summary", e))?;
     crate::fsutil::write_atomic(&dir.join("summary.json"), format!("{json}\n").as_bytes())?;
     let md = format!(
         "{}\n\n{}\n",
@@ -282,6 +295,19 @@ pub fn write_group(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_summarised_metric_is_read_from_the_evaluation() {
+        let t = crate::eval::Threshold {
+            threshold: 0.55,
+            source: "test".into(),
+        };
+        let (p, y) = ([0.2f32, 0.7, 0.6, 0.9], [0u8, 1, 0, 1]);
+        let e = crate::eval::EvalReport::score(Path::new("r"), SplitName::Test, "best", t, &p, &y);
+        let got: Vec<f64> = METRICS.iter().map(|m| metric(&e, m)).collect();
+        assert_eq!(got, [e.f1, e.f2, e.roc_auc.unwrap(), e.pr_auc.unwrap()]);
+        assert!(got.iter().all(|v| v.is_finite()), "{got:?}");
+    }
 
     #[test]
     fn seeds_parse_lists_and_ranges_and_refuse_nonsense() {

@@ -1,13 +1,12 @@
 //! Twin runs: the same configuration trained twice, in two separate processes, then
 //! compared — final weight SHA-256, the per-epoch history (wall-clock columns aside) and
-//! every per-step record. The report is written beside the two runs.
+//! every per-step record, read through [`crate::run`]. The report is written beside the
+//! two runs. Depends on `run`, `error` and `fsutil`.
 
 use crate::error::{Error, Result};
+use crate::run::{EpochRecord, History, RunDir};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-
-/// Columns of `epochs.csv` that measure time, not the computation.
-const TIMING_COLUMNS: [&str; 2] = ["seconds", "images_per_second"];
 
 /// What the comparison found.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,18 +43,17 @@ pub fn run(exe: &Path, out: &Path, files: &[PathBuf], overrides: &[String]) -> R
             .output()
             .map_err(|e| Error::io(exe, "starting a training process", e))?;
         if !o.status.success() {
-            return Err(Error::Usage(format!(
-                "training {} failed: {}",
-                r.display(),
-                crate::error::one_line(&String::from_utf8_lossy(&o.stderr))
-            )));
+            return Err(Error::failed(
+                format!("training {} failed", r.display()),
+                crate::error::one_line(&String::from_utf8_lossy(&o.stderr)),
+            ));
         }
     }
     let report = compare(&runs[0], &runs[1])?;
     crate::fsutil::write_atomic(
         &out.join("twin.json"),
         serde_json::to_string_pretty(&report)
-            .map_err(|e| Error::Usage(e.to_string()))?
+            .map_err(|e| Error::failed("serialising twin.json", e))?
             .as_bytes(),
     )?;
     crate::fsutil::write_atomic(&out.join("twin.md"), report.to_text().as_bytes())?;
@@ -66,58 +64,53 @@ fn read(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| Error::io(path, "reading", e))
 }
 
-/// `epochs.csv` without its timing columns.
-fn deterministic_columns(csv: &str) -> Vec<Vec<String>> {
-    let mut lines = csv.lines();
-    let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
-    let keep: Vec<usize> = (0..header.len())
-        .filter(|&i| !TIMING_COLUMNS.contains(&header[i]))
-        .collect();
-    std::iter::once(header.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-        .chain(lines.map(|l| l.split(',').map(str::to_string).collect()))
-        .map(|row| keep.iter().filter_map(|&i| row.get(i).cloned()).collect())
-        .collect()
-}
-
 /// Reads a `twin.json` written by [`run`] (e.g. one committed as evidence).
 pub fn read_report(path: &Path) -> Result<TwinReport> {
     serde_json::from_str(&read(path)?).map_err(|e| Error::bad_file(path, e.to_string()))
 }
 
+/// Records compared bit for bit: `{:?}` prints every float as its shortest round-trip text,
+/// so equal text means equal bits (NaN included, unlike `==`).
+fn bits<T: std::fmt::Debug>(records: &[T]) -> String {
+    format!("{records:?}")
+}
+
 /// Compares two finished runs.
 pub fn compare(a: &Path, b: &Path) -> Result<TwinReport> {
-    let metrics = |r: &Path| -> Result<serde_json::Value> {
-        let p = r.join("metrics.json");
-        serde_json::from_str(&read(&p)?).map_err(|e| Error::bad_file(&p, e.to_string()))
-    };
-    let (ma, mb) = (metrics(a)?, metrics(b)?);
-    let sha = |m: &serde_json::Value| {
-        m["final_weights_sha256"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    };
-    let last_loss = |r: &Path| -> Result<String> {
-        let rows = deterministic_columns(&read(&r.join("history/epochs.csv"))?);
-        let col = rows[0].iter().position(|h| h == "valid_loss").unwrap_or(0);
-        Ok(rows
+    let (ra, rb) = (RunDir::open(a)?, RunDir::open(b)?);
+    let (ha, hb) = (ra.history()?, rb.history()?);
+    // A run without final weights (unfinished) is never identical to anything.
+    let (sa, sb) = (
+        ra.weights_sha256().unwrap_or_default(),
+        rb.weights_sha256().unwrap_or_default(),
+    );
+    let last_loss = |h: &History| {
+        h.epochs
             .last()
-            .and_then(|r| r.get(col).cloned())
-            .unwrap_or_default())
+            .map(|e| format!("{:e}", e.valid_loss))
+            .unwrap_or_default()
     };
-    let epochs_same = deterministic_columns(&read(&a.join("history/epochs.csv"))?)
-        == deterministic_columns(&read(&b.join("history/epochs.csv"))?);
-    let steps_same = read(&a.join("history/steps.csv"))? == read(&b.join("history/steps.csv"))?;
-    let weights_same = sha(&ma) == sha(&mb) && !sha(&ma).is_empty();
+    let epochs_same = bits(&without_timing(&ha)) == bits(&without_timing(&hb));
+    let steps_same = ha.layers == hb.layers && bits(&ha.steps) == bits(&hb.steps);
+    let weights_same = sa == sb && !sa.is_empty();
     Ok(TwinReport {
         runs: [a.to_path_buf(), b.to_path_buf()],
-        weights_sha256: [sha(&ma), sha(&mb)],
-        final_valid_loss: [last_loss(a)?, last_loss(b)?],
+        final_valid_loss: [last_loss(&ha), last_loss(&hb)],
+        weights_sha256: [sa, sb],
         weights_identical: weights_same,
         epoch_history_identical: epochs_same,
         step_history_identical: steps_same,
         identical: weights_same && epochs_same && steps_same,
     })
+}
+
+/// The epoch history without its wall-clock fields, which measure time, not the computation.
+fn without_timing(h: &History) -> Vec<EpochRecord> {
+    let mut epochs = h.epochs.clone();
+    for e in &mut epochs {
+        (e.seconds, e.images_per_second) = (0.0, 0.0);
+    }
+    epochs
 }
 
 impl TwinReport {
@@ -149,12 +142,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn timing_columns_are_ignored() {
-        let a = "epoch,valid_loss,seconds,images_per_second\n0,0.5,1.2,300\n";
-        let b = "epoch,valid_loss,seconds,images_per_second\n0,0.5,9.9,20\n";
-        let c = "epoch,valid_loss,seconds,images_per_second\n0,0.6,1.2,300\n";
-        assert_eq!(deterministic_columns(a), deterministic_columns(b));
-        assert_ne!(deterministic_columns(a), deterministic_columns(c));
+    fn timing_fields_are_ignored_and_every_other_bit_counts() {
+        let e = |loss: f64, seconds: f64| EpochRecord {
+            epoch: 0,
+            steps: 4,
+            train_loss: 0.7,
+            valid_loss: loss,
+            valid_auc: None,
+            valid_accuracy: 0.5,
+            lr_end: 1e-3,
+            seconds,
+            images_per_second: 300.0 / seconds,
+        };
+        let h = |loss: f64, seconds: f64| History {
+            epochs: vec![e(loss, seconds)],
+            ..History::default()
+        };
+        let same = |a: &History, b: &History| bits(&without_timing(a)) == bits(&without_timing(b));
+        assert!(same(&h(0.5, 1.2), &h(0.5, 9.9)));
+        assert!(!same(&h(0.5, 1.2), &h(0.6, 1.2)));
+        assert!(
+            same(&h(f64::NAN, 1.0), &h(f64::NAN, 2.0)),
+            "NaN equals itself bit for bit"
+        );
+        assert!(
+            !same(&h(0.0, 1.0), &h(-0.0, 1.0)),
+            "-0 and +0 differ in their bits"
+        );
     }
 
     #[test]

@@ -540,11 +540,13 @@ pub fn audit(dir: &Path, opts: &AuditOptions, open: &OpenOptions) -> Result<Audi
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, "creating folder", e))?;
         }
         let idx = clean_index(&report);
-        let text = serde_json::to_string_pretty(&idx).map_err(|e| Error::Usage(e.to_string()))?;
+        let text = serde_json::to_string_pretty(&idx)
+            .map_err(|e| Error::failed("serialising the clean index", e))?;
         crate::fsutil::write_atomic(p, text.as_bytes())?;
     }
     report.seconds = t0.elapsed().as_secs_f64();
-    let json = serde_json::to_string_pretty(&report).map_err(|e| Error::Usage(e.to_string()))?;
+    let json = serde_json::to_string_pretty(&report)
+        .map_err(|e| Error::failed("serialising audit.json", e))?;
     crate::fsutil::write_atomic(&opts.out.join("audit.json"), json.as_bytes())?;
     crate::fsutil::write_atomic(&opts.out.join("audit.md"), report.to_markdown().as_bytes())?;
     Ok(report)

@@ -3,6 +3,7 @@
 //! step, `train::step::Learner::step`) beside the same steps on batches already in memory
 //! as tensors (compute only). The ratio says whether the pipeline keeps the model fed.
 
+pub mod report;
 pub mod throughput;
 
 use crate::config::{ModelConfig, RunConfig};
@@ -32,6 +33,29 @@ pub struct TrainThroughput {
     pub assembly_images_per_second: f64,
     /// pipeline / compute-only.
     pub ratio: f64,
+}
+
+impl TrainThroughput {
+    /// What `pcam bench train` prints: one Markdown row per model, under a header.
+    pub fn markdown(rows: &[TrainThroughput]) -> String {
+        let mut o = String::from(
+            "| model | batch | threads | pipeline img/s | compute-only img/s | pipeline / compute | assembly alone img/s |\n\
+             |---|---:|---:|---:|---:|---:|---:|\n",
+        );
+        for r in rows {
+            o += &format!(
+                "| {} | {} | {} | {:.1} | {:.1} | {:.1}% | {:.0} |\n",
+                r.model,
+                r.batch_size,
+                r.threads,
+                r.pipeline_images_per_second,
+                r.compute_only_images_per_second,
+                100.0 * r.ratio,
+                r.assembly_images_per_second
+            );
+        }
+        o
+    }
 }
 
 /// Measures `steps` training steps of `model` both ways, alternating, best of [`ROUNDS`].
@@ -115,6 +139,20 @@ pub struct MetricsTiming {
     pub roc_auc_seconds: f64,
     pub average_precision: f64,
     pub average_precision_seconds: f64,
+}
+
+impl MetricsTiming {
+    /// What `pcam bench metrics` prints.
+    pub fn to_line(&self) -> String {
+        format!(
+            "pcam on {} scores: ROC-AUC {:.12} in {:.3} s, average precision {:.12} in {:.3} s",
+            self.n,
+            self.roc_auc,
+            self.roc_auc_seconds,
+            self.average_precision,
+            self.average_precision_seconds
+        )
+    }
 }
 
 /// `n` continuous scores in [0, 1) and labels from the `bench/metrics` stream of `seed`

@@ -485,7 +485,7 @@ impl Bench<'_> {
                 let p = tch::no_grad(|| self.learner.model.forward(x, None).sigmoid());
                 s.forward = lap.split();
                 let v = Vec::<f32>::try_from(&p.to_device(Device::Cpu))
-                    .map_err(|e| Error::Usage(format!("reading probabilities: {e}")))?;
+                    .map_err(|e| Error::failed("reading probabilities", e))?;
                 std::hint::black_box(v);
                 s.to_host = lap.split();
             }
@@ -718,6 +718,33 @@ fn gpu_name() -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "CUDA device 0".into())
+}
+
+impl Report {
+    /// What `pcam bench throughput` prints: where it ran (device, threads, Slurm job and
+    /// partition), whether the data is synthetic, then [`markdown`].
+    pub fn to_text(&self) -> String {
+        let m = &self.machine;
+        let mut o = format!(
+            "# {} on {} ({}), {} threads{}{}\n",
+            self.kind,
+            m.device,
+            m.device_name,
+            m.threads,
+            m.slurm_job_id
+                .as_ref()
+                .map(|j| format!(", Slurm job {j}"))
+                .unwrap_or_default(),
+            m.slurm_partition
+                .as_ref()
+                .map(|p| format!(" in {p}"))
+                .unwrap_or_default(),
+        );
+        if let Some(n) = &self.data_synthetic {
+            o += &format!("# data: SYNTHETIC ({n})\n");
+        }
+        o + &markdown(self)
+    }
 }
 
 /// The result table as Markdown: one line per measurement.

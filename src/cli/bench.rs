@@ -103,15 +103,11 @@ pub fn run(cmd: BenchCmd, progress: Progress) -> Result<()> {
             single,
         } => {
             let client = pcam::tracking::Client::new(&server_uri(uri)?, 5)?;
-            println!("| points | per request | requests | seconds | points/s |");
-            println!("|---:|---:|---:|---:|---:|");
-            for (n, b) in [(points, 1000), (single, 1)] {
-                let r = pcam::tracking::bench_logging(&client, &experiment, n, b)?;
-                println!(
-                    "| {} | {} | {} | {:.2} | {:.0} |",
-                    r.points, r.batch, r.requests, r.seconds, r.points_per_second
-                );
-            }
+            let rows = [(points, 1000), (single, 1)]
+                .into_iter()
+                .map(|(n, b)| pcam::tracking::bench_logging(&client, &experiment, n, b))
+                .collect::<pcam::Result<Vec<_>>>()?;
+            print!("{}", pcam::tracking::LogBench::markdown(&rows));
         }
         BenchCmd::Train {
             config,
@@ -136,20 +132,7 @@ pub fn run(cmd: BenchCmd, progress: Progress) -> Result<()> {
                 .iter()
                 .map(|m| pcam::bench::train_throughput(c, m, &train, steps))
                 .collect();
-            println!("| model | batch | threads | pipeline img/s | compute-only img/s | pipeline / compute | assembly alone img/s |");
-            println!("|---|---:|---:|---:|---:|---:|---:|");
-            for r in &rows {
-                println!(
-                    "| {} | {} | {} | {:.1} | {:.1} | {:.1}% | {:.0} |",
-                    r.model,
-                    r.batch_size,
-                    r.threads,
-                    r.pipeline_images_per_second,
-                    r.compute_only_images_per_second,
-                    100.0 * r.ratio,
-                    r.assembly_images_per_second
-                );
-            }
+            print!("{}", pcam::bench::TrainThroughput::markdown(&rows));
             if let Some(p) = json {
                 pcam::fsutil::write_atomic(&p, serde_json::to_string_pretty(&rows)?.as_bytes())?;
             }
@@ -209,26 +192,7 @@ pub fn run(cmd: BenchCmd, progress: Progress) -> Result<()> {
                     .map_err(|e| pcam::Error::io(dir, "creating folder", e))?;
             }
             pcam::fsutil::write_atomic(&out, serde_json::to_string_pretty(&report)?.as_bytes())?;
-            let m = &report.machine;
-            println!(
-                "# {} on {} ({}), {} threads{}{}",
-                report.kind,
-                m.device,
-                m.device_name,
-                m.threads,
-                m.slurm_job_id
-                    .as_ref()
-                    .map(|j| format!(", Slurm job {j}"))
-                    .unwrap_or_default(),
-                m.slurm_partition
-                    .as_ref()
-                    .map(|p| format!(" in {p}"))
-                    .unwrap_or_default(),
-            );
-            if let Some(n) = &report.data_synthetic {
-                println!("# data: SYNTHETIC ({n})");
-            }
-            print!("{}", pcam::bench::throughput::markdown(&report));
+            print!("{}", report.to_text());
             println!("wrote {}", out.display());
         }
         BenchCmd::Metrics {
@@ -244,10 +208,7 @@ pub fn run(cmd: BenchCmd, progress: Progress) -> Result<()> {
                 pcam::fsutil::write_atomic(&p.with_extension("labels"), &labels)?;
             }
             let t = pcam::bench::metrics_throughput(&scores, &labels, 3);
-            println!(
-                "pcam on {n} scores: ROC-AUC {:.12} in {:.3} s, average precision {:.12} in {:.3} s",
-                t.roc_auc, t.roc_auc_seconds, t.average_precision, t.average_precision_seconds
-            );
+            println!("{}", t.to_line());
             if let Some(p) = json {
                 pcam::fsutil::write_atomic(&p, serde_json::to_string_pretty(&t)?.as_bytes())?;
             }

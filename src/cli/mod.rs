@@ -161,23 +161,7 @@ fn info(json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(&info)?);
     } else {
-        println!("pcam {}", info.pcam_version);
-        println!("hdf5 {}", info.hdf5_version);
-        println!(
-            "libtorch: cuda {} ({} devices), cudnn {}, {} intra-op threads by default",
-            if info.cuda_available {
-                "available"
-            } else {
-                "not available"
-            },
-            info.cuda_devices,
-            if info.cudnn_available {
-                "available"
-            } else {
-                "not available"
-            },
-            info.torch_threads
-        );
+        print!("{}", info.to_text());
     }
     Ok(())
 }

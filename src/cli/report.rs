@@ -71,28 +71,11 @@ pub fn run(cmd: ReportCmd, progress: Progress) -> Result<()> {
             for line in &r.failures {
                 eprintln!("[notebooks] {line}");
             }
-            let how = if same_machine {
-                "byte for byte (this machine matches assets/MACHINE)"
-            } else {
-                "within their notebooks' tolerances (another machine than assets/MACHINE)"
-            };
-            if !r.failures.is_empty() {
-                return Err(pcam::Error::Usage(format!(
-                    "notebook assets: {} failure(s) among {} exact and {} training-derived assets (training-derived compared {how})",
-                    r.failures.len(),
-                    r.exact,
-                    r.derived
-                ))
-                .into());
-            }
-            println!(
-                "[notebooks] assets agree: {} exact byte for byte, {} training-derived compared {how}",
-                r.exact, r.derived
-            );
+            println!("[notebooks] {}", r.verdict(same_machine)?);
         }
         ReportCmd::Bench { dir, name, assets } => {
             let assets = Assets::from_flag(assets)?;
-            let reports = pcam::report::bench::read_reports(&dir)?;
+            let reports = pcam::bench::report::read_reports(&dir)?;
             if reports.is_empty() {
                 return Err(pcam::Error::Usage(format!(
                     "{}: no throughput-*.json result files (run pcam bench throughput or slurm/submit.sh bench)",
@@ -100,21 +83,21 @@ pub fn run(cmd: ReportCmd, progress: Progress) -> Result<()> {
                 ))
                 .into());
             }
-            let table = pcam::report::bench::batch1_table(&reports)?;
+            let table = pcam::bench::report::batch1_table(&reports)?;
             print!("{}", table.to_markdown());
             println!(
                 "wrote {}",
                 table.export(&assets, &format!("{name}_batch1"))?.display()
             );
             let all: Vec<_> = reports.iter().map(|(_, r)| r.clone()).collect();
-            let fig = pcam::report::bench::throughput_vs_batch(
+            let fig = pcam::bench::report::throughput_vs_batch(
                 &format!("{name}_throughput"),
                 &all,
                 "images/s against batch size (solid: whole pipeline, dashed: compute only)",
             )?;
             println!("wrote {}", fig.save(&assets)?.display());
             for (i, (p, r)) in reports.iter().enumerate() {
-                let fig = pcam::report::bench::stage_breakdown(
+                let fig = pcam::bench::report::stage_breakdown(
                     &format!("{name}_stages_{i}"),
                     r,
                     &[1, 32, 512],

@@ -272,7 +272,7 @@ pub fn eval(a: EvalArgs, progress: Progress) -> Result<()> {
         let sr = pcam::slicing::slice(&run, split, progress)?;
         print!("{}", sr.worst_text(5));
         let opts = run.config()?.data.open_options(progress);
-        let figs = pcam::report::evaluation::save_all(&run, split, &sr, &opts)?;
+        let figs = pcam::slicing::figures::save_all(&run, split, &sr, &opts)?;
         println!(
             "{} figures (ROC, PR, confusion, thresholds, calibration, slices, errors overall and in the 3 worst slices) in {}",
             figs.len(),

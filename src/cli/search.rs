@@ -93,14 +93,14 @@ pub fn run(cmd: Option<SearchCmd>, args: SearchArgs, progress: Progress) -> Resu
             } else {
                 ""
             };
-            pcam::report::search::metric_vs_params(
+            pcam::search::report::metric_vs_params(
                 "metric_vs_params",
                 &out,
                 &keys,
                 &format!("{}: {} per trial{note}", out.sweep, out.metric),
             )?
             .save(&figs)?;
-            pcam::report::search::parallel_coordinates(
+            pcam::search::report::parallel_coordinates(
                 "parallel_coordinates",
                 &out,
                 &keys,
@@ -111,32 +111,8 @@ pub fn run(cmd: Option<SearchCmd>, args: SearchArgs, progress: Progress) -> Resu
             )?
             .save(&figs)?;
             println!("{}", out.table(&keys)?.to_markdown());
-            if let Some(c) = &out.champion {
-                println!(
-                    "champion t{:03}: valid {} {:.4}; test at its valid-chosen threshold {}: ROC-AUC {:.4}, PR-AUC {:.4}, F1 {:.4}, F2 {:.4}, recall {:.4}, precision {:.4}{}",
-                    c.trial,
-                    out.metric,
-                    c.valid_score,
-                    c.threshold,
-                    c.test["roc_auc"],
-                    c.test["pr_auc"],
-                    c.test["f1"],
-                    c.test["f2"],
-                    c.test["recall"],
-                    c.test["precision"],
-                    if out.data_synthetic.is_some() { " (SYNTHETIC data)" } else { "" }
-                );
-            }
-            println!(
-                "epochs trained {} (full grid of these trials {}); sweep {}",
-                out.epochs_total,
-                out.epochs_full,
-                out.dir.display()
-            );
+            print!("{}", out.summary_text());
             if !out.failed.is_empty() {
-                for (i, e) in &out.failed {
-                    println!("trial t{i:03} failed: {e}");
-                }
                 anyhow::bail!(
                     "{} trial(s) failed; rerun the same command to retry them",
                     out.failed.len()

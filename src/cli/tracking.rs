@@ -96,64 +96,20 @@ pub fn run(cmd: TrackingCmd, progress: Progress) -> Result<()> {
     match cmd {
         TrackingCmd::Sync { paths, uri, force } => {
             let out = tracking::sync(&default_runs(paths), uri.as_deref(), force, progress)?;
-            let mut failed = 0;
             for o in &out {
-                let server = o.server.as_deref().unwrap_or("-");
-                match o.action {
-                    "pushed" => println!(
-                        "{}: pushed to {server} (run {}{}): {} params, {} metric points, {} artifacts ({} bytes)",
-                        o.run.display(),
-                        o.run_id.as_deref().unwrap_or("?"),
-                        if o.pushed.created_run { ", created" } else { "" },
-                        o.pushed.params,
-                        o.pushed.metrics,
-                        o.pushed.artifacts,
-                        o.pushed.artifact_bytes
-                    ),
-                    "failed" => {
-                        failed += 1;
-                        println!(
-                            "{}: FAILED on {server}: {}",
-                            o.run.display(),
-                            o.error.as_deref().unwrap_or("")
-                        )
-                    }
-                    "no server" => println!(
-                        "{}: no tracking server (give --uri or set MLFLOW_TRACKING_URI)",
-                        o.run.display()
-                    ),
-                    other => println!(
-                        "{}: {other} on {server} (run {})",
-                        o.run.display(),
-                        o.run_id.as_deref().unwrap_or("?")
-                    ),
-                }
+                println!("{}", o.to_line());
             }
+            let failed = out.iter().filter(|o| o.failed()).count();
             println!("{} run(s) checked, {failed} failed", out.len());
             if failed > 0 {
                 anyhow::bail!("{failed} run(s) could not be synced; they stay marked unsynced");
             }
         }
         TrackingCmd::Status { paths } => {
-            println!("| run | server | state | run id | steps | epochs | artifacts | last error |");
-            println!("|---|---|---|---|---:|---:|---:|---|");
-            for (run, server, s) in tracking::status(&default_runs(paths))? {
-                let state = match (&server, s.synced) {
-                    (None, _) => "untracked",
-                    (Some(_), true) => "synced",
-                    (Some(_), false) => "unsynced",
-                };
-                println!(
-                    "| {} | {} | {state} | {} | {} | {} | {} | {} |",
-                    run.display(),
-                    server.as_deref().unwrap_or("-"),
-                    s.run_id.as_deref().unwrap_or("-"),
-                    s.steps_pushed,
-                    s.epochs_pushed,
-                    s.artifacts.len(),
-                    s.last_error.as_deref().unwrap_or("")
-                );
-            }
+            print!(
+                "{}",
+                tracking::status_markdown(&tracking::status(&default_runs(paths))?)
+            );
         }
         TrackingCmd::Fetch { uri, run_id, out } => {
             let client = tracking::Client::new(&server_uri(uri)?, 5)?;
@@ -165,33 +121,7 @@ pub fn run(cmd: TrackingCmd, progress: Progress) -> Result<()> {
             let client = tracking::Client::new(&uri, 3)?;
             let exp = client.experiment_id(&experiment)?;
             let runs = client.search_runs(&exp, "")?;
-            println!("| run id | name | status | seed | valid_auc | test/roc_auc | synthetic |");
-            println!("|---|---|---|---:|---:|---:|---|");
-            for r in &runs {
-                let m = |k: &str| {
-                    r.metrics
-                        .get(k)
-                        .map(|v| format!("{v:.4}"))
-                        .unwrap_or_default()
-                };
-                println!(
-                    "| {} | {} | {} | {} | {} | {} | {} |",
-                    r.run_id,
-                    r.run_name,
-                    r.status,
-                    r.tags.get("pcam.seed").map(String::as_str).unwrap_or(""),
-                    m("valid_auc"),
-                    m("test/roc_auc"),
-                    r.tags
-                        .get("pcam.synthetic_data")
-                        .map(|s| if s.starts_with("yes") { "yes" } else { "no" })
-                        .unwrap_or("")
-                );
-            }
-            println!(
-                "{} run(s) in experiment `{experiment}` on {uri}",
-                runs.len()
-            );
+            print!("{}", tracking::runs_markdown(&runs, &experiment, &uri));
         }
         TrackingCmd::Server(ServerCmd::Start { dir, port, mlflow }) => {
             let s = server::start(&dir, port, mlflow.as_deref())?;

@@ -841,25 +841,37 @@ fn read_labels(path: &Path, y: &hdf5::Dataset, t: NumType) -> Result<Vec<u8>> {
 /// Reads `meta.csv` (`coord_y,coord_x,tumor_patch,center_tumor_patch,wsi`; only `wsi`
 /// is required) and checks it has one row per tile.
 pub fn read_meta(path: &Path, n: usize) -> Result<Meta> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "reading", e))?;
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    let header = lines
-        .next()
-        .ok_or_else(|| Error::bad_file(path, "empty CSV: expected a header line"))?;
-    let columns: Vec<String> = header.split(',').map(|c| unquote(c).to_string()).collect();
-    let col = columns
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, "reading", e))?;
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(file);
+    let bad = |e: csv::Error| Error::bad_file(path, e.to_string());
+    let columns: Vec<String> = reader
+        .headers()
+        .map_err(bad)?
         .iter()
-        .position(|c| c == "wsi")
-        .ok_or_else(|| Error::bad_file(path, format!("no `wsi` column in header `{header}`")))?;
+        .map(String::from)
+        .collect();
+    if columns.iter().all(|c| c.is_empty()) {
+        return Err(Error::bad_file(path, "empty CSV: expected a header line"));
+    }
+    let col = columns.iter().position(|c| c == "wsi").ok_or_else(|| {
+        Error::bad_file(
+            path,
+            format!("no `wsi` column in header `{}`", columns.join(",")),
+        )
+    })?;
     let mut wsi = Vec::with_capacity(n);
-    for (i, line) in lines.enumerate() {
-        let field = line.split(',').nth(col).ok_or_else(|| {
+    for (i, record) in reader.records().enumerate() {
+        let record = record.map_err(bad)?;
+        let field = record.get(col).ok_or_else(|| {
             Error::bad_file(
                 path,
                 format!("line {}: fewer than {} columns", i + 2, col + 1),
             )
         })?;
-        wsi.push(unquote(field).to_string());
+        wsi.push(field.to_string());
     }
     if wsi.len() != n {
         return Err(Error::bad_file(
@@ -872,10 +884,6 @@ pub fn read_meta(path: &Path, n: usize) -> Result<Meta> {
         columns,
         wsi,
     })
-}
-
-fn unquote(s: &str) -> &str {
-    s.trim().trim_matches('"')
 }
 
 #[cfg(test)]
@@ -968,5 +976,37 @@ mod tests {
         assert!(msg(&[5, 3, 96, 96]).contains("channels-first"));
         assert!(msg(&[5, 64, 64, 3]).contains("64x64"));
         assert!(check_x_shape(p, &[5, 96, 96, 3]).is_ok());
+    }
+
+    #[test]
+    fn meta_csv_is_read_by_header_name_with_quotes_crlf_and_blank_lines() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("m_meta.csv");
+        let text = "\"coord_y\",coord_x,tumor_patch,center_tumor_patch,\"wsi\"\r\n\
+                    1,2,False,False,\"camelyon16_train_normal_001\"\r\n\
+                    \r\n\
+                    3,4,True,True,\"patient, 7\"\r\n";
+        std::fs::write(&p, text).unwrap();
+        let m = read_meta(&p, 2).unwrap();
+        assert_eq!(m.columns[0], "coord_y");
+        assert_eq!(m.wsi, ["camelyon16_train_normal_001", "patient, 7"]);
+        let e = read_meta(&p, 3).unwrap_err().to_string();
+        assert!(
+            e.contains("m_meta.csv") && e.contains("2 rows but the split has 3"),
+            "{e}"
+        );
+        std::fs::write(&p, "a,b,wsi\n1,2,s\n1\n").unwrap();
+        let e = read_meta(&p, 2).unwrap_err().to_string();
+        assert!(e.contains("line 3: fewer than 3 columns"), "{e}");
+        std::fs::write(&p, "a,b\n1,2\n").unwrap();
+        assert!(read_meta(&p, 1)
+            .unwrap_err()
+            .to_string()
+            .contains("no `wsi` column"));
+        std::fs::write(&p, "").unwrap();
+        assert!(read_meta(&p, 0)
+            .unwrap_err()
+            .to_string()
+            .contains("empty CSV"));
     }
 }

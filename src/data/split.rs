@@ -83,7 +83,7 @@ impl SplitManifest {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, "creating folder", e))?;
         }
         let text = serde_json::to_string_pretty(self)
-            .map_err(|e| Error::Usage(format!("serialising split manifest: {e}")))?;
+            .map_err(|e| Error::failed("serialising split manifest", e))?;
         crate::fsutil::write_atomic(path, text.as_bytes())
     }
 

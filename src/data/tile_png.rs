@@ -66,7 +66,7 @@ pub fn read(path: &Path) -> Result<Vec<u8>> {
 /// Encodes an RGB image (`rgb` is `height` rows of `width` pixels, 3 bytes each) as PNG.
 pub fn encode(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    let err = |e: png::EncodingError| Error::Usage(format!("encoding PNG: {e}"));
+    let err = |e: png::EncodingError| Error::failed("encoding PNG", e);
     let mut enc = png::Encoder::new(&mut out, width, height);
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);

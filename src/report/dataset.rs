@@ -77,7 +77,7 @@ pub fn size_table(reports: &[Report]) -> Result<Table> {
         Column::new("on disk / gzip uint8".into(), data.ratio),
         Column::new("tiles out of range".into(), data.bad),
     ])
-    .map_err(|e| Error::Usage(format!("building size table: {e}")))?;
+    .map_err(|e| Error::failed("building size table", e))?;
     Ok(Table::new(df).caption(provenance(reports)))
 }
 
@@ -177,6 +177,6 @@ pub fn split_table(manifests: &[(String, &SplitManifest)]) -> Result<Table> {
         Column::new("valid slides".into(), valid_slides),
         Column::new("shared slides".into(), shared),
     ])
-    .map_err(|e| Error::Usage(format!("building the split table: {e}")))?;
+    .map_err(|e| Error::failed("building the split table", e))?;
     Ok(Table::new(df))
 }

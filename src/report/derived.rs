@@ -335,6 +335,33 @@ pub struct AssetCheck {
     pub failures: Vec<String>,
 }
 
+impl AssetCheck {
+    /// The verdict `pcam report check-assets` prints: what agreed, or an error counting
+    /// the failures. `same_machine`: training-derived assets were compared byte for byte.
+    pub fn verdict(&self, same_machine: bool) -> Result<String> {
+        let how = if same_machine {
+            "byte for byte (this machine matches assets/MACHINE)"
+        } else {
+            "within their notebooks' tolerances (another machine than assets/MACHINE)"
+        };
+        if !self.failures.is_empty() {
+            return Err(Error::failed(
+                "notebook assets",
+                format!(
+                    "{} failure(s) among {} exact and {} training-derived assets (training-derived compared {how})",
+                    self.failures.len(),
+                    self.exact,
+                    self.derived
+                ),
+            ));
+        }
+        Ok(format!(
+            "assets agree: {} exact byte for byte, {} training-derived compared {how}",
+            self.exact, self.derived
+        ))
+    }
+}
+
 fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut todo = vec![dir.to_path_buf()];

@@ -28,7 +28,10 @@ fn ensure_fonts() -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::Usage("the embedded font could not be loaded".into()))
+        Err(Error::failed(
+            "loading the embedded font",
+            "not a usable TrueType font",
+        ))
     }
 }
 
@@ -57,9 +60,9 @@ impl Figure {
         let mut rgb = vec![255u8; (width * height * 3) as usize];
         {
             let area = BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
-            draw(&area).map_err(|e| Error::Usage(format!("drawing figure {name}: {e}")))?;
+            draw(&area).map_err(|e| Error::failed(format!("drawing figure {name}"), e))?;
             area.present()
-                .map_err(|e| Error::Usage(format!("drawing figure {name}: {e}")))?;
+                .map_err(|e| Error::failed(format!("drawing figure {name}"), e))?;
         }
         Ok(Figure {
             name: name.to_string(),

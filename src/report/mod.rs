@@ -3,16 +3,13 @@
 //! inline in evcxr and saved under `assets/`). Notebooks and the CLI use the same
 //! helpers, so a figure made by either is byte-identical. The rendering layer (tables,
 //! figures, charts, the numbers behind derived assets) depends on `data` (tile images),
-//! `error` and `fsutil` only; the domain renderers `bench`, `evaluation` and `search` still
-//! read the modules they draw (leftover edges listed in ARCHITECTURE.md).
+//! `error` and `fsutil` only. The figures of a domain live beside it and use this layer:
+//! `eval::figures`, `slicing::figures`, `bench::report`, `search::report`.
 
-pub mod bench;
 pub mod charts;
 pub mod dataset;
 pub mod derived;
-pub mod evaluation;
 pub mod figure;
-pub mod search;
 pub mod table;
 
 pub use derived::AcrossCpus;

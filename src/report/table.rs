@@ -28,7 +28,7 @@ impl Table {
                 .map(|(n, c)| polars::prelude::Column::new((*n).into(), c))
                 .collect(),
         )
-        .map_err(|e| crate::error::Error::Usage(format!("building a table: {e}")))?;
+        .map_err(|e| crate::error::Error::failed("building a table", e))?;
         Ok(Table::new(df).caption(caption))
     }
 

@@ -2,15 +2,18 @@
 //! (evaluation, notebooks, the journal, tracking) reads from it:
 //! `config.yaml` + `config.sha256`, `manifest.json` (code, data, software, machine),
 //! `history/{epochs,steps}.csv`, `checkpoints/{last,best}.ckpt`, `metrics.json`.
-//! Files are written atomically. The history CSVs are written and read in [`history`].
-//! Depends on `config`, `data` (whether the data is synthetic), `seed`, `error` and
-//! `fsutil`.
+//! Files are written atomically. The history CSVs are written and read in [`history`],
+//! `predictions-<split>.csv` in [`predictions`].
+//! Depends on `config`, `data` (whether the data is synthetic; split names), `seed`,
+//! `error` and `fsutil`.
 
 pub mod history;
+pub mod predictions;
 
 use crate::config::ResolvedConfig;
 use crate::error::{Error, Result};
 pub use history::{read_history, EpochRecord, History, StepRecord};
+pub use predictions::Predictions;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -104,7 +107,7 @@ impl RunDir {
     /// Writes `name` (relative to the run) as pretty JSON, atomically.
     pub fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<()> {
         let text = serde_json::to_string_pretty(value)
-            .map_err(|e| Error::Usage(format!("serialising {name}: {e}")))?;
+            .map_err(|e| Error::failed(format!("serialising {name}"), e))?;
         crate::fsutil::write_atomic(&self.path.join(name), format!("{text}\n").as_bytes())
     }
 

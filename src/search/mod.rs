@@ -11,6 +11,7 @@
 //! Successive halving is synchronous (rung by rung), not asynchronous as in ASHA: which
 //! trials are promoted then depends only on their scores, never on which finished first.
 
+pub mod report;
 pub mod space;
 
 pub use space::{load, Objective, SearchSpec, Strategy, Trial};
@@ -88,7 +89,7 @@ pub fn prepare(spec_path: &Path) -> Result<Sweep> {
     } else {
         std::fs::create_dir_all(&sweep.dir).map_err(|e| Error::io(&sweep.dir, "creating", e))?;
         let text = serde_json::to_string_pretty(&frozen)
-            .map_err(|e| Error::Usage(format!("serialising sweep: {e}")))?;
+            .map_err(|e| Error::failed("serialising sweep", e))?;
         crate::fsutil::write_atomic(&record, format!("{text}\n").as_bytes())?;
     }
     Ok(sweep)
@@ -432,6 +433,42 @@ pub struct Champion {
     pub test: BTreeMap<String, f64>,
 }
 
+impl Outcome {
+    /// What `pcam search run` prints after the leaderboard: the champion's test scores at
+    /// its validation-chosen threshold, the search's cost in epochs, the sweep folder, and
+    /// one line per failed trial.
+    pub fn summary_text(&self) -> String {
+        let mut o = String::new();
+        if let Some(c) = &self.champion {
+            let t = |k: &str| c.test.get(k).copied().unwrap_or(f64::NAN);
+            o += &format!(
+                "champion t{:03}: valid {} {:.4}; test at its valid-chosen threshold {}: ROC-AUC {:.4}, PR-AUC {:.4}, F1 {:.4}, F2 {:.4}, recall {:.4}, precision {:.4}{}\n",
+                c.trial,
+                self.metric,
+                c.valid_score,
+                c.threshold,
+                t("roc_auc"),
+                t("pr_auc"),
+                t("f1"),
+                t("f2"),
+                t("recall"),
+                t("precision"),
+                if self.data_synthetic.is_some() { " (SYNTHETIC data)" } else { "" }
+            );
+        }
+        o += &format!(
+            "epochs trained {} (full grid of these trials {}); sweep {}\n",
+            self.epochs_total,
+            self.epochs_full,
+            self.dir.display()
+        );
+        for (i, e) in &self.failed {
+            o += &format!("trial t{i:03} failed: {e}\n");
+        }
+        o
+    }
+}
+
 /// Runs the whole search (or the rest of it) with `exec`, evaluates the champion on
 /// test, and writes `leaderboard.{csv,md}` and `summary.json` into the sweep folder.
 pub fn run(sweep: &Sweep, exec: &Executor, progress: Progress) -> Result<Outcome> {
@@ -647,7 +684,7 @@ impl Outcome {
                 .map(|r| r.state.clone())
                 .collect::<Vec<_>>(),
         ));
-        let df = DataFrame::new(n, cols).map_err(|e| Error::Usage(format!("leaderboard: {e}")))?;
+        let df = DataFrame::new(n, cols).map_err(|e| Error::failed("leaderboard", e))?;
         Ok(crate::report::Table::new(df).caption(format!(
             "{}: {} trials ({:?}), {} epochs trained (a full grid of these trials: {}), ranked on {}{}",
             self.sweep,
@@ -697,7 +734,7 @@ fn write_outcome(sweep: &Sweep, out: &Outcome) -> Result<()> {
     }
     crate::fsutil::write_atomic(&sweep.dir.join("leaderboard.csv"), csv.as_bytes())?;
     let json = serde_json::to_string_pretty(out)
-        .map_err(|e| Error::Usage(format!("serialising search summary: {e}")))?;
+        .map_err(|e| Error::failed("serialising search summary", e))?;
     crate::fsutil::write_atomic(
         &sweep.dir.join("summary.json"),
         format!("{json}\n").as_bytes(),

@@ -244,6 +244,107 @@ pub struct SyncOutcome {
     pub error: Option<String>,
 }
 
+impl SyncOutcome {
+    /// Whether the run could not be synced (it stays marked unsynced).
+    pub fn failed(&self) -> bool {
+        self.action == "failed"
+    }
+
+    /// What `pcam tracking sync` prints for this run.
+    pub fn to_line(&self) -> String {
+        let (run, server) = (self.run.display(), self.server.as_deref().unwrap_or("-"));
+        let id = self.run_id.as_deref().unwrap_or("?");
+        let p = &self.pushed;
+        match self.action {
+            "pushed" => format!(
+                "{run}: pushed to {server} (run {id}{}): {} params, {} metric points, {} artifacts ({} bytes)",
+                if p.created_run { ", created" } else { "" },
+                p.params,
+                p.metrics,
+                p.artifacts,
+                p.artifact_bytes
+            ),
+            "failed" => format!("{run}: FAILED on {server}: {}", self.error.as_deref().unwrap_or("")),
+            "no server" => {
+                format!("{run}: no tracking server (give --uri or set MLFLOW_TRACKING_URI)")
+            }
+            other => format!("{run}: {other} on {server} (run {id})"),
+        }
+    }
+}
+
+/// One run's tracking state on one server (or none), as [`status`] finds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunStatus {
+    pub run: PathBuf,
+    /// `None`: the run was never pushed anywhere.
+    pub server: Option<String>,
+    pub state: ServerState,
+}
+
+/// What `pcam tracking status` prints: one Markdown row per run and server.
+pub fn status_markdown(rows: &[RunStatus]) -> String {
+    let mut o = String::from(
+        "| run | server | state | run id | steps | epochs | artifacts | last error |\n\
+         |---|---|---|---|---:|---:|---:|---|\n",
+    );
+    for r in rows {
+        let s = &r.state;
+        let state = match (&r.server, s.synced) {
+            (None, _) => "untracked",
+            (Some(_), true) => "synced",
+            (Some(_), false) => "unsynced",
+        };
+        o += &format!(
+            "| {} | {} | {state} | {} | {} | {} | {} | {} |\n",
+            r.run.display(),
+            r.server.as_deref().unwrap_or("-"),
+            s.run_id.as_deref().unwrap_or("-"),
+            s.steps_pushed,
+            s.epochs_pushed,
+            s.artifacts.len(),
+            s.last_error.as_deref().unwrap_or("")
+        );
+    }
+    o
+}
+
+/// What `pcam tracking list` prints: the server's runs of `experiment` as a Markdown table
+/// (latest `valid_auc` and `test/roc_auc`, seed and synthetic-data tags), then a count.
+pub fn runs_markdown(runs: &[RemoteRun], experiment: &str, uri: &str) -> String {
+    let mut o = String::from(
+        "| run id | name | status | seed | valid_auc | test/roc_auc | synthetic |\n\
+         |---|---|---|---:|---:|---:|---|\n",
+    );
+    for r in runs {
+        let m = |k: &str| {
+            r.metrics
+                .get(k)
+                .map(|v| format!("{v:.4}"))
+                .unwrap_or_default()
+        };
+        let synthetic = r
+            .tags
+            .get("pcam.synthetic_data")
+            .map(|s| if s.starts_with("yes") { "yes" } else { "no" })
+            .unwrap_or("");
+        o += &format!(
+            "| {} | {} | {} | {} | {} | {} | {synthetic} |\n",
+            r.run_id,
+            r.run_name,
+            r.status,
+            r.tags.get("pcam.seed").map(String::as_str).unwrap_or(""),
+            m("valid_auc"),
+            m("test/roc_auc"),
+        );
+    }
+    o += &format!(
+        "{} run(s) in experiment `{experiment}` on {uri}\n",
+        runs.len()
+    );
+    o
+}
+
 /// Pushes every given run (or every run under the given folders) that a server does not
 /// hold completely: to `uri` when given, else to the servers recorded as unsynced in the
 /// run and the configured one. Running it again changes nothing on the server.
@@ -342,15 +443,23 @@ pub fn sync(
 
 /// Tracking state of every run under `paths`: (run, server, state) with state
 /// `synced`, `unsynced` or `untracked`.
-pub fn status(paths: &[PathBuf]) -> Result<Vec<(PathBuf, Option<String>, ServerState)>> {
+pub fn status(paths: &[PathBuf]) -> Result<Vec<RunStatus>> {
     let mut out = Vec::new();
     for path in find_runs(paths)? {
         let tf = TrackingFile::load(&path)?;
         if tf.servers.is_empty() {
-            out.push((path.clone(), None, ServerState::default()));
+            out.push(RunStatus {
+                run: path.clone(),
+                server: None,
+                state: ServerState::default(),
+            });
         }
         for (u, s) in tf.servers {
-            out.push((path.clone(), Some(u), s));
+            out.push(RunStatus {
+                run: path.clone(),
+                server: Some(u),
+                state: s,
+            });
         }
     }
     Ok(out)
@@ -395,6 +504,22 @@ pub struct LogBench {
     pub requests: usize,
     pub seconds: f64,
     pub points_per_second: f64,
+}
+
+impl LogBench {
+    /// What `pcam bench tracking` prints: one Markdown row per measurement, under a header.
+    pub fn markdown(rows: &[LogBench]) -> String {
+        let mut o = String::from(
+            "| points | per request | requests | seconds | points/s |\n|---:|---:|---:|---:|---:|\n",
+        );
+        for r in rows {
+            o += &format!(
+                "| {} | {} | {} | {:.2} | {:.0} |\n",
+                r.points, r.batch, r.requests, r.seconds, r.points_per_second
+            );
+        }
+        o
+    }
 }
 
 /// Logs `points` metric points to a new run of `experiment` (tagged `pcam.bench`), in
@@ -459,6 +584,88 @@ mod tests {
         assert!(e.contains("run.tracking_uri") && e.contains("http"), "{e}");
         c.run.tracking_uri = Some(" ".into());
         assert_eq!(Target::resolve(&c).unwrap(), None);
+    }
+
+    #[test]
+    fn sync_status_and_list_text_name_each_run_and_its_state() {
+        let o = |action| SyncOutcome {
+            run: "runs/a".into(),
+            server: Some("http://h:1".into()),
+            action,
+            pushed: Pushed {
+                created_run: true,
+                params: 3,
+                metrics: 40,
+                artifacts: 2,
+                artifact_bytes: 512,
+            },
+            run_id: Some("r1".into()),
+            error: Some("HTTP 500".into()),
+        };
+        assert_eq!(
+            o("pushed").to_line(),
+            "runs/a: pushed to http://h:1 (run r1, created): 3 params, 40 metric points, 2 artifacts (512 bytes)"
+        );
+        assert!(o("failed").failed() && !o("pushed").failed());
+        assert_eq!(
+            o("failed").to_line(),
+            "runs/a: FAILED on http://h:1: HTTP 500"
+        );
+        assert_eq!(
+            o("already synced").to_line(),
+            "runs/a: already synced on http://h:1 (run r1)"
+        );
+
+        let state = ServerState {
+            run_id: Some("r1".into()),
+            steps_pushed: 7,
+            synced: true,
+            ..ServerState::default()
+        };
+        let rows = [
+            RunStatus {
+                run: "runs/a".into(),
+                server: None,
+                state: ServerState::default(),
+            },
+            RunStatus {
+                run: "runs/b".into(),
+                server: Some("http://h:1".into()),
+                state,
+            },
+        ];
+        let t = status_markdown(&rows);
+        assert!(
+            t.contains("| runs/a | - | untracked | - | 0 | 0 | 0 |  |\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| runs/b | http://h:1 | synced | r1 | 7 | 0 | 0 |  |\n"),
+            "{t}"
+        );
+
+        let run = RemoteRun {
+            run_id: "r1".into(),
+            run_name: "seed-3".into(),
+            experiment_id: "1".into(),
+            status: "FINISHED".into(),
+            artifact_uri: String::new(),
+            start_time: None,
+            end_time: None,
+            deleted: false,
+            tags: [("pcam.seed".to_string(), "3".to_string())].into(),
+            params: Default::default(),
+            metrics: [("valid_auc".to_string(), 0.91234)].into(),
+        };
+        let t = runs_markdown(&[run], "q5", "http://h:1");
+        assert!(
+            t.contains("| r1 | seed-3 | FINISHED | 3 | 0.9123 |  |  |\n"),
+            "{t}"
+        );
+        assert!(
+            t.ends_with("1 run(s) in experiment `q5` on http://h:1\n"),
+            "{t}"
+        );
     }
 
     #[test]

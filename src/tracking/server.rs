@@ -103,10 +103,10 @@ pub fn status(dir: &Path) -> Result<Option<ServerInfo>> {
 /// A free loopback port (the OS picks it; a small race with other programs remains).
 fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| Error::Usage(format!("no free loopback port: {e}")))?;
+        .map_err(|e| Error::failed("no free loopback port", e))?;
     l.local_addr()
         .map(|a| a.port())
-        .map_err(|e| Error::Usage(format!("no free loopback port: {e}")))
+        .map_err(|e| Error::failed("no free loopback port", e))
 }
 
 /// Starts a server with its store in `dir` on `port` (0: a free one) and waits until it
@@ -164,7 +164,7 @@ pub fn start(dir: &Path, port: u16, mlflow: Option<&Path>) -> Result<ServerInfo>
         mlflow,
     };
     let text = serde_json::to_string_pretty(&info)
-        .map_err(|e| Error::Usage(format!("serialising server record: {e}")))?;
+        .map_err(|e| Error::failed("serialising server record", e))?;
     crate::fsutil::write_atomic(&dir.join(RECORD), format!("{text}\n").as_bytes())?;
     let client = super::Client::new(&url, 1)?;
     let t0 = Instant::now();

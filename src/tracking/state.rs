@@ -59,7 +59,7 @@ impl TrackingFile {
     /// Writes it atomically.
     pub fn save(&self, run: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self)
-            .map_err(|e| Error::Usage(format!("serialising tracking state: {e}")))?;
+            .map_err(|e| Error::failed("serialising tracking state", e))?;
         crate::fsutil::write_atomic(&Self::path(run), format!("{text}\n").as_bytes())
     }
 

@@ -60,8 +60,8 @@ pub fn save(
     opt: &Optimizer,
     state: &TrainState,
 ) -> Result<()> {
-    let json = serde_json::to_vec(state)
-        .map_err(|e| Error::Usage(format!("serialising train state: {e}")))?;
+    let json =
+        serde_json::to_vec(state).map_err(|e| Error::failed("serialising train state", e))?;
     let mut named: Vec<(String, Tensor)> = model
         .named_variables()
         .into_iter()

@@ -50,10 +50,10 @@ impl Logistic {
             values.extend((0..d).map(|j| (x[i][j] - mean[j]) / sd[j]));
         }
         let m = DenseMatrix::new(rows.len(), d, values, false)
-            .map_err(|e| Error::Usage(format!("logistic regression on tile features: {e}")))?;
+            .map_err(|e| Error::failed("logistic regression on tile features", e))?;
         let params = LogisticRegressionParameters::default().with_alpha(1.0);
         let lr = LogisticRegression::fit(&m, &ys, params)
-            .map_err(|e| Error::Usage(format!("logistic regression on tile features: {e}")))?;
+            .map_err(|e| Error::failed("logistic regression on tile features", e))?;
         let w: Vec<f64> = (0..d).map(|j| *lr.coefficients().get((0, j))).collect();
         let b = *lr.intercept().get((0, 0));
         Ok(Logistic { mean, sd, w, b })

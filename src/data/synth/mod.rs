@@ -311,7 +311,7 @@ pub fn generate(opts: &SynthOptions) -> Result<SynthReport> {
         t.commit()?;
     }
     let json = serde_json::to_string_pretty(&manifest)
-        .map_err(|e| Error::Usage(format!("serialising manifest: {e}")))?;
+        .map_err(|e| Error::failed("serialising manifest", e))?;
     crate::fsutil::write_atomic(&opts.out.join(MANIFEST), format!("{json}\n").as_bytes())?;
     Ok(SynthReport {
         out: opts.out.clone(),

@@ -2,10 +2,10 @@
 //! against batch size (one line per device and model, inference and training side by
 //! side, the compute-only bound dashed), and each stage's share of the time per image.
 
-use super::charts::PALETTE;
-use super::{Figure, Table};
-use crate::bench::throughput::{Mode, Report};
+use super::throughput::{Mode, Report};
 use crate::error::{Error, Result};
+use crate::report::charts::PALETTE;
+use crate::report::{Figure, Table};
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 

@@ -1,13 +1,17 @@
 //! Evaluation of a finished run on a split: rebuilds the model from the run's own
 //! config, loads a checkpoint, predicts every tile and writes
 //! `eval-<split>.json` and `predictions-<split>.csv` into the run folder. Thresholds
-//! other than 0.5, baselines and slicing build on this (journal Q5/Q6).
+//! other than 0.5, baselines and slicing build on this (journal Q5/Q6). [`figures`] draws
+//! the prediction figures (ROC, PR, threshold curves, calibration, confusion).
+
+pub mod figures;
 
 use crate::data::SplitName;
 use crate::error::Error;
 use crate::error::Result;
 use crate::metrics::Confusion;
 use crate::progress::Progress;
+pub use crate::run::Predictions;
 use crate::run::RunDir;
 use crate::seed::Seeds;
 use serde::{Deserialize, Serialize};
@@ -60,25 +64,40 @@ pub struct EvalReport {
     pub tiles: usize,
     pub positives: usize,
     pub threshold: Threshold,
+    #[serde(deserialize_with = "nan_if_null")]
     pub log_loss: f64,
     pub roc_auc: Option<f64>,
+    #[serde(deserialize_with = "nan_if_null")]
     pub accuracy: f64,
     /// Counts at the threshold.
     pub confusion: crate::metrics::Confusion,
+    #[serde(deserialize_with = "nan_if_null")]
     pub precision: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub recall: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub specificity: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub f1: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub f2: f64,
     pub average_precision: Option<f64>,
     pub pr_auc: Option<f64>,
+    #[serde(deserialize_with = "nan_if_null")]
     pub brier: f64,
     /// Expected calibration error over 10 equal-width bins.
+    #[serde(deserialize_with = "nan_if_null")]
     pub ece: f64,
     /// 95% bootstrap intervals (`eval.bootstrap` resamples, seeded): roc_auc,
     /// average_precision, recall, precision.
     pub ci95: BTreeMap<String, (f64, f64)>,
     pub data_synthetic: Option<String>,
+}
+
+/// JSON has no NaN (serde_json writes it as `null`): a metric that was undefined when
+/// written reads back as NaN, so a diverged run's evaluation still loads.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 impl EvalReport {
@@ -296,25 +315,19 @@ pub fn evaluate_with(
     } else {
         BTreeMap::new()
     };
-    let rows: Vec<Vec<String>> = (0..tiles.len())
-        .map(|i| {
-            vec![
-                tiles.file_split[i]
-                    .map(|s| s.to_string())
-                    .unwrap_or_default(),
-                tiles.file_index[i].to_string(),
-                tiles.labels[i].to_string(),
-                format!("{:e}", probs[i]),
-            ]
-        })
-        .collect();
-    let header = ["file_split", "file_index", "label", "probability"].map(String::from);
-    run.write_csv(&format!("predictions-{split}.csv"), &header, &rows)?;
     let report = EvalReport {
         ci95: ci,
         data_synthetic: crate::data::synth::note(&c.data.dir),
         ..EvalReport::score(&run.path, split, which, threshold, &probs, &tiles.labels)
     };
+    let at = (0..tiles.len())
+        .map(|i| {
+            let file = tiles.file_split[i].map(|s| s.to_string());
+            (file.unwrap_or_default(), tiles.file_index[i])
+        })
+        .collect();
+    let labels = tiles.labels;
+    run.write_predictions(split, &Predictions { at, labels, probs })?;
     run.write_json(&format!("eval-{split}.json"), &report)?;
     Ok(report)
 }
@@ -537,6 +550,27 @@ pub fn agreement(
     })
 }
 
+/// Reads `eval-<split>.json` of `run` (written by [`evaluate`]).
+pub fn read_report(run: &RunDir, split: SplitName) -> Result<EvalReport> {
+    let p = run.path.join(format!("eval-{split}.json"));
+    let text = std::fs::read_to_string(&p).map_err(|_| {
+        Error::bad_file(
+            &p,
+            format!(
+                "missing: run `pcam eval --run {} --split {split}` first",
+                run.path.display()
+            ),
+        )
+    })?;
+    serde_json::from_str(&text).map_err(|e| Error::bad_file(&p, e.to_string()))
+}
+
+/// Reads `predictions-<split>.csv` of `run` (written by [`evaluate`]; the file belongs to
+/// [`crate::run`], which reads it).
+pub fn read_predictions(run: &RunDir, split: SplitName) -> Result<Predictions> {
+    run.predictions(split)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -596,11 +630,14 @@ mod tests {
         std::fs::create_dir_all(dir).unwrap();
         std::fs::write(dir.join("config.yaml"), "seed: 1\n").unwrap();
         let labels: Vec<u8> = (0..probs.len()).map(|i| (i % 2) as u8).collect();
-        let mut csv = String::from("file_split,file_index,label,probability\n");
-        for (i, p) in probs.iter().enumerate() {
-            csv += &format!("test,{i},{},{p:e}\n", labels[i]);
-        }
-        std::fs::write(dir.join("predictions-test.csv"), csv).unwrap();
+        let run = RunDir::open(dir).unwrap();
+        let at = (0..probs.len()).map(|i| ("test".to_string(), i)).collect();
+        let p = Predictions {
+            at,
+            labels: labels.clone(),
+            probs: probs.to_vec(),
+        };
+        run.write_predictions(SplitName::Test, &p).unwrap();
         let t = Threshold {
             threshold: 0.5,
             source: "test".into(),
@@ -611,7 +648,16 @@ mod tests {
             serde_json::to_string(&r).unwrap(),
         )
         .unwrap();
-        RunDir::open(dir).unwrap()
+        run
+    }
+
+    #[test]
+    fn an_evaluation_with_undefined_metrics_reads_back_as_nan() {
+        let d = tempfile::tempdir().unwrap();
+        let run = fake_eval(&d.path().join("r"), &[f32::NAN, 0.9, f32::NAN, 0.2]);
+        let back = read_report(&run, SplitName::Test).unwrap();
+        assert!(back.log_loss.is_nan() && back.brier.is_nan(), "{back:?}");
+        assert_eq!(back.tiles, 4);
     }
 
     #[test]
@@ -682,66 +728,4 @@ mod tests {
         let e = compare("short", &base[..6]).unwrap_err();
         assert!(e.to_string().contains("not the same tiles"), "{e}");
     }
-}
-
-/// Reads `eval-<split>.json` of `run` (written by [`evaluate`]).
-pub fn read_report(run: &RunDir, split: SplitName) -> Result<EvalReport> {
-    let p = run.path.join(format!("eval-{split}.json"));
-    let text = std::fs::read_to_string(&p).map_err(|_| {
-        Error::bad_file(
-            &p,
-            format!(
-                "missing: run `pcam eval --run {} --split {split}` first",
-                run.path.display()
-            ),
-        )
-    })?;
-    serde_json::from_str(&text).map_err(|e| Error::bad_file(&p, e.to_string()))
-}
-
-/// A run's `predictions-<split>.csv`, read back.
-#[derive(Debug, Clone)]
-pub struct Predictions {
-    /// Source file split and index of each tile.
-    pub at: Vec<(String, usize)>,
-    pub labels: Vec<u8>,
-    pub probs: Vec<f32>,
-}
-
-/// Reads `predictions-<split>.csv` of `run` (written by [`evaluate`]).
-pub fn read_predictions(run: &RunDir, split: SplitName) -> Result<Predictions> {
-    let path = run.path.join(format!("predictions-{split}.csv"));
-    let text = std::fs::read_to_string(&path).map_err(|_| {
-        Error::bad_file(
-            &path,
-            format!(
-                "missing: run `pcam eval --run {} --split {split}` first",
-                run.path.display()
-            ),
-        )
-    })?;
-    let mut p = Predictions {
-        at: Vec::new(),
-        labels: Vec::new(),
-        probs: Vec::new(),
-    };
-    for (k, line) in text.lines().skip(1).enumerate() {
-        let f: Vec<&str> = line.split(',').collect();
-        let bad = || {
-            Error::bad_file(
-                &path,
-                format!(
-                    "line {}: expected file_split,file_index,label,probability",
-                    k + 2
-                ),
-            )
-        };
-        if f.len() != 4 {
-            return Err(bad());
-        }
-        p.at.push((f[0].to_string(), f[1].parse().map_err(|_| bad())?));
-        p.labels.push(f[2].parse().map_err(|_| bad())?);
-        p.probs.push(f[3].parse().map_err(|_| bad())?);
-    }
-    Ok(p)
 }

@@ -3,7 +3,10 @@
 //! brightness and stain-intensity quartiles, tissue fraction, slide (meta `wsi`), label,
 //! and the audit's flags when the run uses a clean index — and reports per-slice metrics
 //! with seeded bootstrap intervals, ranked by their gap to the global value. Writes
-//! `slices-<split>.json` and `slices-<split>.md` into the run folder.
+//! `slices-<split>.json` and `slices-<split>.md` into the run folder. [`figures`] draws the
+//! slice and error figures and saves every evaluation figure of a run.
+
+pub mod figures;
 
 use crate::data::clean::CleanIndex;
 use crate::data::features::TileFacts;

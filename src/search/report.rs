@@ -1,10 +1,10 @@
 //! Search figures: the metric against each hyperparameter (one panel per parameter), and
 //! a parallel-coordinates view of every trial, coloured by its score.
 
-use super::charts::PALETTE;
-use super::Figure;
+use super::{value_text, Outcome, Row};
 use crate::error::Result;
-use crate::search::{value_text, Outcome, Row};
+use crate::report::charts::PALETTE;
+use crate::report::Figure;
 use plotters::prelude::*;
 use serde_json::Value;
 
