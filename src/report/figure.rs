@@ -36,7 +36,8 @@ fn ensure_fonts() -> Result<()> {
 }
 
 /// A rendered chart, and the numbers it was drawn from (recorded by the chart builders
-/// in [`super::charts`], [`super::evaluation`] and [`super::search`]).
+/// in [`super::charts`] and the domain figures, e.g. [`crate::eval::figures`] and
+/// [`crate::search::report`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Figure {
     pub name: String,
