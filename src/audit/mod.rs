@@ -702,8 +702,7 @@ fn norm_checks(dir: &Path, runs: &Path, open: &OpenOptions) -> Result<Vec<NormCh
         if std::fs::canonicalize(&c.data.dir).ok().as_ref() != Some(&want) {
             continue;
         }
-        let ckpt = rd.checkpoint("best");
-        let Ok(state) = crate::train::checkpoint::read_state(&ckpt) else {
+        let Ok(state) = rd.checkpoint_summary("best") else {
             continue;
         };
         // The train split exactly as the run read it (policy, clean index, split manifest).

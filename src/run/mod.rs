@@ -3,10 +3,12 @@
 //! `config.yaml` + `config.sha256`, `manifest.json` (code, data, software, machine),
 //! `history/{epochs,steps}.csv`, `checkpoints/{last,best}.ckpt`, `metrics.json`.
 //! Files are written atomically. The history CSVs are written and read in [`history`],
-//! `predictions-<split>.csv` in [`predictions`].
-//! Depends on `config`, `data` (whether the data is synthetic; split names), `seed`,
-//! `error` and `fsutil`.
+//! `predictions-<split>.csv` in [`predictions`], a checkpoint's summary (layout version,
+//! progress, normalisation statistics) in [`checkpoint`].
+//! Depends on `config`, `data` (whether the data is synthetic; split names; normalisation
+//! statistics), `seed`, `error` and `fsutil`.
 
+pub mod checkpoint;
 pub mod history;
 pub mod predictions;
 

@@ -39,10 +39,8 @@ pub struct TrainState {
     pub pcam_version: String,
 }
 
-/// The checkpoint layout this pcam writes and reads. Bump it when the tensors or the train
-/// state change meaning; an older or newer checkpoint is then refused with a clear message
-/// instead of being misread.
-pub const FORMAT: u32 = 1;
+/// The checkpoint layout version (see [`crate::run::checkpoint::FORMAT`]).
+pub use crate::run::checkpoint::FORMAT;
 
 fn tensor_err<'a>(path: &'a Path, what: &'static str) -> impl Fn(tch::TchError) -> Error + 'a {
     move |e| Error::Torch {
@@ -118,49 +116,10 @@ pub fn load_weights(path: &Path, model: &Model) -> Result<TrainState> {
     load_model(path, model).map(|(s, _)| s)
 }
 
-/// Reads only the train state (normalisation statistics, history, config) of a
-/// checkpoint, without building a model.
-pub fn read_state(path: &Path) -> Result<TrainState> {
-    if !path.exists() {
-        return Err(Error::NotFound {
-            path: path.to_path_buf(),
-        });
-    }
-    let mut t: HashMap<String, Tensor> = Tensor::load_multi(path)
-        .map_err(tensor_err(path, "reading checkpoint"))?
-        .into_iter()
-        .collect();
-    state_of(path, &mut t)
-}
-
 fn state_of(path: &Path, t: &mut HashMap<String, Tensor>) -> Result<TrainState> {
     let bytes = Vec::<u8>::try_from(&take(path, t, "state")?.to_device(tch::Device::Cpu))
         .map_err(tensor_err(path, "reading train state"))?;
-    // The version first, so a checkpoint from another pcam is named as such even when its
-    // train state no longer parses.
-    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
-        Error::bad_file(
-            path,
-            format!(
-                "corrupt train state (not JSON): {}",
-                crate::error::one_line(&e.to_string())
-            ),
-        )
-    })?;
-    let format = v["format"].as_u64().unwrap_or(0);
-    if format != FORMAT as u64 {
-        let by = v["pcam_version"]
-            .as_str()
-            .filter(|s| !s.is_empty())
-            .unwrap_or("an older pcam");
-        return Err(Error::bad_file(
-            path,
-            format!(
-                "checkpoint format {format} (written by {by}); this pcam {} reads format {FORMAT}: retrain, or load it with the pcam that wrote it",
-                env!("CARGO_PKG_VERSION")
-            ),
-        ));
-    }
+    let v = crate::run::checkpoint::state_json(path, &bytes)?;
     serde_json::from_value(v).map_err(|e| {
         Error::bad_file(
             path,
