@@ -56,6 +56,20 @@ pub fn state_json(path: &Path, bytes: &[u8]) -> Result<serde_json::Value> {
     Ok(v)
 }
 
+/// Parses a checkpoint's `state` bytes ([`state_json`]) into `T`: the whole train state
+/// (`train::checkpoint`) or the [`CheckpointSummary`] part of it.
+pub fn parse_state<T: serde::de::DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T> {
+    serde_json::from_value(state_json(path, bytes)?).map_err(|e| {
+        Error::bad_file(
+            path,
+            format!(
+                "invalid train state: {}",
+                crate::error::one_line(&e.to_string())
+            ),
+        )
+    })
+}
+
 impl RunDir {
     /// The summary of checkpoint `which` (`best` or `last`).
     pub fn checkpoint_summary(&self, which: &str) -> Result<CheckpointSummary> {
@@ -75,15 +89,7 @@ impl RunDir {
             .map(|(_, t)| t)
             .ok_or_else(|| Error::bad_file(&path, "checkpoint has no tensor `state`"))?;
         let bytes = Vec::<u8>::try_from(&state).map_err(torch)?;
-        serde_json::from_value(state_json(&path, &bytes)?).map_err(|e| {
-            Error::bad_file(
-                &path,
-                format!(
-                    "invalid train state: {}",
-                    crate::error::one_line(&e.to_string())
-                ),
-            )
-        })
+        parse_state(&path, &bytes)
     }
 }
 

@@ -119,16 +119,7 @@ pub fn load_weights(path: &Path, model: &Model) -> Result<TrainState> {
 fn state_of(path: &Path, t: &mut HashMap<String, Tensor>) -> Result<TrainState> {
     let bytes = Vec::<u8>::try_from(&take(path, t, "state")?.to_device(tch::Device::Cpu))
         .map_err(tensor_err(path, "reading train state"))?;
-    let v = crate::run::checkpoint::state_json(path, &bytes)?;
-    serde_json::from_value(v).map_err(|e| {
-        Error::bad_file(
-            path,
-            format!(
-                "invalid train state: {}",
-                crate::error::one_line(&e.to_string())
-            ),
-        )
-    })
+    crate::run::checkpoint::parse_state(path, &bytes)
 }
 
 fn take(path: &Path, t: &mut HashMap<String, Tensor>, name: &str) -> Result<Tensor> {
