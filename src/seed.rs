@@ -44,7 +44,7 @@ extern "C" {
 }
 
 /// The libtorch settings a run pins, recorded in its manifest.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TorchPins {
     /// Seed given to `tch::manual_seed` (derived from the master seed's `torch` stream).
     pub torch_seed: i64,

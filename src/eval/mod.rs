@@ -38,9 +38,7 @@ pub fn run_threshold(run: &RunDir) -> Result<Threshold> {
             source: "default".into(),
         });
     }
-    let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, "reading", e))?;
-    let t: Threshold = serde_json::from_str(&text)
-        .map_err(|e| Error::bad_file(&p, format!("invalid threshold file: {e}")))?;
+    let t: Threshold = run.read_json("threshold.json")?;
     check_threshold(t.threshold).map_err(|m| Error::bad_file(&p, m))?;
     Ok(t)
 }
@@ -64,40 +62,34 @@ pub struct EvalReport {
     pub tiles: usize,
     pub positives: usize,
     pub threshold: Threshold,
-    #[serde(deserialize_with = "nan_if_null")]
+    #[serde(deserialize_with = "crate::run::nan_if_null")]
     pub log_loss: f64,
     pub roc_auc: Option<f64>,
-    #[serde(deserialize_with = "nan_if_null")]
+    #[serde(deserialize_with = "crate::run::nan_if_null")]
     pub accuracy: f64,
     /// Counts at the threshold.
     pub confusion: crate::metrics::Confusion,
-    #[serde(deserialize_with = "nan_if_null")]
+    #[serde(deserialize_with = "crate::run::nan_if_null")]
     pub precision: f64,
-    #[serde(deserialize_with = "nan_if_null")]
+    #[serde(deserialize_with = "crate::run::nan_if_null")]
     pub recall: f64,
-    #[serde(deserialize_with = "nan_if_null")]
+    #[serde(deserialize_with = "crate::run::nan_if_null")]
     pub specificity: f64,
-    #[serde(deserialize_with = "nan_if_null")]
+    #[serde(deserialize_with = "crate::run::nan_if_null")]
     pub f1: f64,
-    #[serde(deserialize_with = "nan_if_null")]
+    #[serde(deserialize_with = "crate::run::nan_if_null")]
     pub f2: f64,
     pub average_precision: Option<f64>,
     pub pr_auc: Option<f64>,
-    #[serde(deserialize_with = "nan_if_null")]
+    #[serde(deserialize_with = "crate::run::nan_if_null")]
     pub brier: f64,
     /// Expected calibration error over 10 equal-width bins.
-    #[serde(deserialize_with = "nan_if_null")]
+    #[serde(deserialize_with = "crate::run::nan_if_null")]
     pub ece: f64,
     /// 95% bootstrap intervals (`eval.bootstrap` resamples, seeded): roc_auc,
     /// average_precision, recall, precision.
     pub ci95: BTreeMap<String, (f64, f64)>,
     pub data_synthetic: Option<String>,
-}
-
-/// JSON has no NaN (serde_json writes it as `null`): a metric that was undefined when
-/// written reads back as NaN, so a diverged run's evaluation still loads.
-fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
-    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 impl EvalReport {
@@ -552,17 +544,17 @@ pub fn agreement(
 
 /// Reads `eval-<split>.json` of `run` (written by [`evaluate`]).
 pub fn read_report(run: &RunDir, split: SplitName) -> Result<EvalReport> {
-    let p = run.path.join(format!("eval-{split}.json"));
-    let text = std::fs::read_to_string(&p).map_err(|_| {
-        Error::bad_file(
-            &p,
+    let name = format!("eval-{split}.json");
+    if !run.path.join(&name).is_file() {
+        return Err(Error::bad_file(
+            run.path.join(&name),
             format!(
                 "missing: run `pcam eval --run {} --split {split}` first",
                 run.path.display()
             ),
-        )
-    })?;
-    serde_json::from_str(&text).map_err(|e| Error::bad_file(&p, e.to_string()))
+        ));
+    }
+    run.read_json(&name)
 }
 
 /// Reads `predictions-<split>.csv` of `run` (written by [`evaluate`]; the file belongs to

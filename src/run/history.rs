@@ -35,13 +35,19 @@ pub struct StepRecord {
 pub struct EpochRecord {
     pub epoch: usize,
     pub steps: usize,
+    #[serde(deserialize_with = "super::nan_if_null")]
     pub train_loss: f64,
+    #[serde(deserialize_with = "super::nan_if_null")]
     pub valid_loss: f64,
     pub valid_auc: Option<f64>,
+    #[serde(deserialize_with = "super::nan_if_null")]
     pub valid_accuracy: f64,
+    #[serde(deserialize_with = "super::nan_if_null")]
     pub lr_end: f64,
     /// Wall-clock facts: excluded from reproducibility comparisons.
+    #[serde(deserialize_with = "super::nan_if_null")]
     pub seconds: f64,
+    #[serde(deserialize_with = "super::nan_if_null")]
     pub images_per_second: f64,
 }
 

@@ -2,7 +2,8 @@
 //! (evaluation, notebooks, the journal, tracking) reads from it:
 //! `config.yaml` + `config.sha256`, `manifest.json` (code, data, software, machine),
 //! `history/{epochs,steps}.csv`, `checkpoints/{last,best}.ckpt`, `metrics.json`.
-//! Files are written atomically. The history CSVs are written and read in [`history`],
+//! Files are written atomically and read back typed: the manifest as [`Manifest`], the
+//! final metrics as [`FitSummary`]. The history CSVs are written and read in [`history`],
 //! `predictions-<split>.csv` in [`predictions`], a checkpoint's summary (layout version,
 //! progress, normalisation statistics) in [`checkpoint`].
 //! Depends on `config`, `data` (whether the data is synthetic; split names; normalisation
@@ -16,7 +17,8 @@ use crate::config::ResolvedConfig;
 use crate::error::{Error, Result};
 pub use history::{read_history, EpochRecord, History, StepRecord};
 pub use predictions::Predictions;
-use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -78,27 +80,37 @@ impl RunDir {
             .map_err(|e| Error::bad_file(&p, format!("invalid run config: {e}")))
     }
 
-    /// The final weights' SHA-256 recorded in `metrics.json` (finished runs only).
+    /// `metrics.json`: what the finished run reported (absent until training finishes).
+    pub fn metrics(&self) -> Result<FitSummary> {
+        self.read_json("metrics.json")
+    }
+
+    /// `manifest.json`: where the run came from (written when training starts).
+    pub fn manifest(&self) -> Result<Manifest> {
+        self.read_json("manifest.json")
+    }
+
+    /// SHA-256 of the final weights, from `metrics.json` (finished runs only).
     pub fn weights_sha256(&self) -> Result<String> {
-        let p = self.path.join("metrics.json");
-        let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, "reading", e))?;
-        let v: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| Error::bad_file(&p, e.to_string()))?;
-        v["final_weights_sha256"]
-            .as_str()
-            .map(str::to_string)
-            .ok_or_else(|| Error::bad_file(&p, "no final_weights_sha256"))
+        Ok(self.metrics()?.final_weights_sha256)
     }
 
     /// The synthetic-data note of the data this run was trained on: the run's own record
     /// (`manifest.json`), else the note of `data_dir` (a run folder moved without its data,
     /// or one written before manifests recorded it, keeps its label either way).
     pub fn data_synthetic(&self, data_dir: &Path) -> Option<String> {
-        std::fs::read_to_string(self.path.join("manifest.json"))
+        self.manifest()
             .ok()
-            .and_then(|m| serde_json::from_str::<serde_json::Value>(&m).ok())
-            .and_then(|v| v["data_synthetic"].as_str().map(str::to_string))
+            .and_then(|m| m.data_synthetic)
             .or_else(|| crate::data::synth::note(data_dir))
+    }
+
+    /// Reads `name` (relative to the run) as JSON of type `T` — how every JSON file of a
+    /// run is read back (the type belongs to the module that writes the file).
+    pub fn read_json<T: DeserializeOwned>(&self, name: &str) -> Result<T> {
+        let p = self.path.join(name);
+        let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, "reading", e))?;
+        serde_json::from_str(&text).map_err(|e| Error::bad_file(&p, e.to_string()))
     }
 
     /// `checkpoints/<which>.ckpt`.
@@ -125,10 +137,33 @@ impl RunDir {
     }
 }
 
-/// Where a run came from: code, data, software and machine.
-#[derive(Debug, Clone, Serialize)]
+/// What a finished (or early-stopped) run reports, written by training as `metrics.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FitSummary {
+    pub run: PathBuf,
+    pub epochs_run: usize,
+    pub steps: usize,
+    /// SHA-256 of the final weights (bitwise identity of twin and resumed runs).
+    pub final_weights_sha256: String,
+    pub best_epoch: Option<usize>,
+    pub best: Option<EpochRecord>,
+    pub stopped_early: bool,
+    pub data_synthetic: Option<String>,
+}
+
+/// JSON has no NaN (serde_json writes it as `null`), and the history CSVs leave an
+/// undefined value empty: either reads back as NaN, so a diverged run's files still load.
+pub(crate) fn nan_if_null<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+/// Where a run came from: code, data, software and machine (`manifest.json`). Fields a
+/// manifest of an older pcam may lack are optional.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
-    pub pcam_version: &'static str,
+    pub pcam_version: String,
     pub git_commit: Option<String>,
     pub git_dirty: Option<bool>,
     pub seed: u64,
@@ -137,8 +172,8 @@ pub struct Manifest {
     pub data_sha256: std::collections::BTreeMap<String, String>,
     /// The data's own provenance note when it is synthetic.
     pub data_synthetic: Option<String>,
-    pub torch_version: &'static str,
-    pub tch_version: &'static str,
+    pub torch_version: String,
+    pub tch_version: String,
     pub device: String,
     pub cpu: String,
     pub torch: crate::seed::TorchPins,
@@ -171,7 +206,7 @@ impl Manifest {
                 .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         };
         Ok(Manifest {
-            pcam_version: env!("CARGO_PKG_VERSION"),
+            pcam_version: env!("CARGO_PKG_VERSION").into(),
             git_commit: git(&["rev-parse", "HEAD"]),
             git_dirty: git(&["status", "--porcelain", "--untracked-files=no"])
                 .map(|s| !s.is_empty()),
@@ -179,8 +214,8 @@ impl Manifest {
             config_sha256: cfg.sha256.clone(),
             data_sha256,
             data_synthetic: crate::data::synth::note(&cfg.config.data.dir),
-            torch_version: env!("PCAM_TORCH_VERSION"),
-            tch_version: "0.24",
+            torch_version: env!("PCAM_TORCH_VERSION").into(),
+            tch_version: "0.24".into(),
             device: format!("{device:?}"),
             cpu: cpu_model(),
             torch: pins,
@@ -276,6 +311,75 @@ pub fn parse_utc_stamp(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_committed_run_folders_read_back_typed() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let gpu = root.join("results/gpu/h200-2026-11-30");
+        let mut dirs = vec![root.join("models/demo-cnn")];
+        dirs.extend(
+            ["eval-cpu", "eval-cuda", "eval-cpu-tf32", "eval-cuda-tf32"].map(|d| gpu.join(d)),
+        );
+        for path in dirs {
+            let run = RunDir { path };
+            let m = run.manifest().unwrap();
+            let f = run.metrics().unwrap();
+            assert_eq!(m.config_sha256.len(), 64, "{}", run.path.display());
+            assert_eq!(f.final_weights_sha256.len(), 64, "{}", run.path.display());
+            assert!(
+                m.data_synthetic.is_some(),
+                "{}: synthetic label",
+                run.path.display()
+            );
+        }
+    }
+
+    #[test]
+    fn a_diverged_runs_metrics_read_back_typed_with_nan_where_json_has_null() {
+        let d = tempfile::tempdir().unwrap();
+        let run = RunDir {
+            path: d.path().to_path_buf(),
+        };
+        let best = EpochRecord {
+            epoch: 0,
+            steps: 3,
+            train_loss: f64::NAN,
+            valid_loss: f64::INFINITY,
+            valid_auc: None,
+            valid_accuracy: 0.5,
+            lr_end: 1e-3,
+            seconds: 0.25,
+            images_per_second: 96.0,
+        };
+        let written = FitSummary {
+            run: d.path().to_path_buf(),
+            epochs_run: 1,
+            steps: 3,
+            final_weights_sha256: "ab".repeat(32),
+            best_epoch: Some(0),
+            best: Some(best),
+            stopped_early: false,
+            data_synthetic: Some("SYNTHETIC".into()),
+        };
+        run.write_json("metrics.json", &written).unwrap();
+        let text = std::fs::read_to_string(d.path().join("metrics.json")).unwrap();
+        assert!(text.contains("\"train_loss\": null"), "{text}");
+        let back = run.metrics().unwrap();
+        let b = back.best.as_ref().unwrap();
+        assert!(b.train_loss.is_nan() && b.valid_loss.is_nan(), "{b:?}");
+        assert_eq!(
+            (b.valid_accuracy, b.seconds, b.valid_auc),
+            (0.5, 0.25, None)
+        );
+        assert_eq!(run.weights_sha256().unwrap(), written.final_weights_sha256);
+        // a metrics file without the hash is a one-line error naming the file
+        std::fs::write(d.path().join("metrics.json"), "{}").unwrap();
+        let e = run.weights_sha256().unwrap_err().to_string();
+        assert!(
+            e.contains("metrics.json") && e.contains("missing field"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn stamps_parse_back_to_the_same_second() {

@@ -7,7 +7,7 @@
 use super::client::{Client, Metric, RemoteRun};
 use super::state::{ServerState, TrackingFile, FILE};
 use crate::error::{Error, Result};
-use crate::run::RunDir;
+use crate::run::{Manifest, RunDir};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -57,12 +57,12 @@ fn read_json(path: &Path) -> Result<Value> {
 
 /// A stable identity of the run folder on any server: config hash, start stamp and
 /// folder name (tag `pcam.run_key`; how `sync` finds a run created by a lost response).
-fn run_key(manifest: &Value, name: &str) -> String {
-    let sha = manifest["config_sha256"].as_str().unwrap_or("");
+fn run_key(manifest: &Manifest, name: &str) -> String {
+    let sha = &manifest.config_sha256;
     format!(
         "{}-{}-{}",
         &sha[..sha.len().min(16)],
-        manifest["started_utc"].as_str().unwrap_or(""),
+        manifest.started_utc,
         name
     )
     .replace(['\'', '"', '\\'], "_")
@@ -77,57 +77,49 @@ fn snapshot(run: &RunDir) -> Result<Snapshot> {
             "run has not started training (no manifest.json); nothing to track",
         ));
     }
-    let manifest = read_json(&manifest_path)?;
+    let manifest = run.manifest()?;
     let name = p
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "run".into());
-    let start_ms = manifest["started_utc"]
-        .as_str()
-        .and_then(crate::run::parse_utc_stamp)
+    let start_ms = crate::run::parse_utc_stamp(&manifest.started_utc)
         .map(|s| s * 1000)
         .ok_or_else(|| Error::bad_file(&manifest_path, "no valid started_utc"))?;
     let params = flatten_config(&crate::config::from_run(p)?.config)?;
 
-    let s = |k: &str| match &manifest[k] {
-        Value::String(v) => Some(v.clone()),
-        Value::Null => None,
-        other => Some(other.to_string()),
-    };
     let key = run_key(&manifest, &name);
+    let m = &manifest;
     let mut tags: Vec<(String, String)> = vec![
         ("mlflow.runName".into(), name.clone()),
         ("mlflow.source.name".into(), "pcam".into()),
         ("mlflow.source.type".into(), "LOCAL".into()),
         ("pcam.run_key".into(), key.clone()),
         ("pcam.run_dir".into(), absolute(p).display().to_string()),
-        ("pcam.version".into(), s("pcam_version").unwrap_or_default()),
-        ("pcam.seed".into(), s("seed").unwrap_or_default()),
-        (
-            "pcam.config_sha256".into(),
-            s("config_sha256").unwrap_or_default(),
-        ),
-        ("pcam.device".into(), s("device").unwrap_or_default()),
-        ("pcam.torch".into(), s("torch_version").unwrap_or_default()),
+        ("pcam.version".into(), m.pcam_version.clone()),
+        ("pcam.seed".into(), m.seed.to_string()),
+        ("pcam.config_sha256".into(), m.config_sha256.clone()),
+        ("pcam.device".into(), m.device.clone()),
+        ("pcam.torch".into(), m.torch_version.clone()),
         (
             "pcam.synthetic_data".into(),
-            s("data_synthetic")
+            m.data_synthetic
+                .as_ref()
                 .map(|n| format!("yes: {n}"))
                 .unwrap_or_else(|| "no".into()),
         ),
     ];
-    if let Some(c) = s("git_commit") {
+    if let Some(c) = &m.git_commit {
         tags.push(("mlflow.source.git.commit".into(), c.clone()));
-        tags.push(("pcam.git_commit".into(), c));
+        tags.push(("pcam.git_commit".into(), c.clone()));
     }
-    if let Some(d) = s("git_dirty") {
-        tags.push(("pcam.git_dirty".into(), d));
+    if let Some(d) = m.git_dirty {
+        tags.push(("pcam.git_dirty".into(), d.to_string()));
     }
-    if let Some(h) = s("hostname") {
-        tags.push(("pcam.host".into(), h));
+    if let Some(h) = &m.hostname {
+        tags.push(("pcam.host".into(), h.clone()));
     }
-    if let Some(j) = s("slurm_job_id") {
-        tags.push(("pcam.slurm_job_id".into(), j));
+    if let Some(j) = &m.slurm_job_id {
+        tags.push(("pcam.slurm_job_id".into(), j.clone()));
     }
     let extra = p.join(EXTRA_TAGS);
     if extra.is_file() {
@@ -487,7 +479,14 @@ mod tests {
 
     #[test]
     fn run_keys_are_stable_and_quote_free() {
-        let m = serde_json::json!({"config_sha256": "0123456789abcdef0123", "started_utc": "20261126T092703"});
+        let m: Manifest = serde_json::from_value(serde_json::json!({
+            "pcam_version": "0.1.0", "seed": 1, "config_sha256": "0123456789abcdef0123",
+            "data_sha256": {}, "torch_version": "2.11.0", "tch_version": "0.24",
+            "device": "Cpu", "cpu": "x",
+            "torch": {"torch_seed": 1, "threads": 2, "deterministic_algorithms": true, "cudnn_benchmark": false},
+            "started_utc": "20261126T092703"
+        }))
+        .unwrap();
         assert_eq!(run_key(&m, "it's"), "0123456789abcdef-20261126T092703-it_s");
     }
 }

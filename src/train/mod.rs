@@ -16,27 +16,13 @@ use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::progress::Progress;
 use crate::run::history::{EpochRecord, StepRecord};
+pub use crate::run::FitSummary;
 use crate::run::{Manifest, RunDir};
 use crate::seed::Seeds;
 use checkpoint::TrainState;
 use schedule::Schedule;
-use serde::Serialize;
 use std::sync::Arc;
 use step::Learner;
-
-/// What a finished (or early-stopped) run reports; also written as `metrics.json`.
-#[derive(Debug, Clone, Serialize)]
-pub struct FitSummary {
-    pub run: std::path::PathBuf,
-    pub epochs_run: usize,
-    pub steps: usize,
-    /// SHA-256 of the final weights (bitwise identity of twin and resumed runs).
-    pub final_weights_sha256: String,
-    pub best_epoch: Option<usize>,
-    pub best: Option<EpochRecord>,
-    pub stopped_early: bool,
-    pub data_synthetic: Option<String>,
-}
 
 impl FitSummary {
     /// What `pcam train` prints after the run folder: the final weights' hash and the
