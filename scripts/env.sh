@@ -12,5 +12,10 @@ PCAM_TORCH_LIB="$(ls -d "$VIRTUAL_ENV"/lib/python3*/site-packages/torch/lib 2>/d
 export PCAM_TORCH_LIB
 export LD_LIBRARY_PATH="${PCAM_TORCH_LIB}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export EVCXR_TMPDIR="$PCAM_ROOT/target/evcxr"
+# evcxr's startup file, notebooks/evcxr/init.evcxr, turns on its compilation cache
+# (~/.cache/evcxr, at most 4 GB, keyed by the compiler's arguments with the target folder
+# left out): a dependency compiled once for the notebooks is copied, not compiled, by the
+# next clone or after `make clean`. The crate pcam itself is always compiled afresh.
+export EVCXR_CONFIG_DIR="$PCAM_ROOT/notebooks/evcxr"
 export JUPYTER_PATH="$VIRTUAL_ENV/share/jupyter"
 export PCAM_KERNEL=pcam-rust

@@ -63,7 +63,7 @@ mkdir -p "$kdir"
 .venv/bin/python - "$kdir/kernel.json" "$(command -v evcxr_jupyter)" "$(rustc --print target-libdir)" <<'PY'
 import json, os, sys
 env = {k: os.environ[k] for k in ("PATH", "VIRTUAL_ENV", "LIBTORCH_USE_PYTORCH", "LD_LIBRARY_PATH",
-                                   "EVCXR_TMPDIR", "HDF5_USE_FILE_LOCKING") if k in os.environ}
+                                   "EVCXR_TMPDIR", "EVCXR_CONFIG_DIR", "HDF5_USE_FILE_LOCKING") if k in os.environ}
 env["LD_LIBRARY_PATH"] = ":".join(p for p in (sys.argv[3], env.get("LD_LIBRARY_PATH")) if p)
 spec = {"argv": [sys.argv[2], "--control_file", "{connection_file}"],
         "display_name": "Rust (pcam)", "language": "rust", "interrupt_mode": "message", "env": env}
