@@ -39,8 +39,9 @@ pub struct Optimizer {
     pub m: Vec<Tensor>,
     /// Second moment (Adam/AdamW only).
     pub v: Vec<Tensor>,
-    /// Scratch tensors of the tensor-op path, per parameter (not state: never saved).
-    scratch: Vec<Option<[Tensor; 2]>>,
+    /// Scratch tensors per parameter, allocated on first use (not state: never saved):
+    /// none for SGD on the host, one for Adam on the host, two for the tensor-op path.
+    scratch: Vec<Vec<Tensor>>,
     /// Whether CPU float32 parameters take the one-pass host loop (tests turn it off to
     /// compare the two paths).
     host_loop: bool,
@@ -112,6 +113,14 @@ impl Coefficients {
     }
 }
 
+/// The first `n` scratch tensors of a parameter shaped like `p`, allocating what is missing.
+fn scratch_of<'a>(s: &'a mut Vec<Tensor>, p: &Tensor, n: usize) -> &'a mut [Tensor] {
+    while s.len() < n {
+        s.push(p.empty_like());
+    }
+    &mut s[..n]
+}
+
 /// The f32 data of a contiguous float tensor on the CPU.
 fn host_f32(t: &Tensor) -> Option<(*mut f32, usize)> {
     (t.device() == Device::Cpu && t.kind() == Kind::Float && t.is_contiguous())
@@ -133,7 +142,7 @@ impl Optimizer {
             steps: 0,
             m: params.iter().map(|p| p.zeros_like()).collect(),
             v: params.iter().map(|p| p.zeros_like()).collect(),
-            scratch: params.iter().map(|_| None).collect(),
+            scratch: params.iter().map(|_| Vec::new()).collect(),
             host_loop: true,
         }
     }
@@ -192,9 +201,16 @@ impl Optimizer {
         k: &Coefficients,
         threads: usize,
     ) -> bool {
-        let [scratch, _] = self.scratch[i].get_or_insert_with(|| [p.empty_like(), p.empty_like()]);
-        let views = [p, g, &self.m[i], &self.v[i], &*scratch].map(host_f32);
-        let Some(views) = views.iter().copied().collect::<Option<Vec<_>>>() else {
+        // Adam keeps v / (1 − β2^t) in a scratch tensor for libtorch's sqrt; SGD needs none.
+        let adam = k.kind != OptimizerKind::Sgd;
+        let scratch = scratch_of(&mut self.scratch[i], p, usize::from(adam));
+        let mut tensors = vec![p, g, &self.m[i], &self.v[i]];
+        tensors.extend(scratch.iter());
+        let Some(views) = tensors
+            .into_iter()
+            .map(host_f32)
+            .collect::<Option<Vec<_>>>()
+        else {
             return false;
         };
         let n = views[0].1;
@@ -208,8 +224,8 @@ impl Optimizer {
         if n == 0 {
             return true;
         }
-        // SAFETY: five contiguous float32 CPU tensors of n elements each, with distinct
-        // storages (checked above: weights, gradient, the two moments, scratch), alive
+        // SAFETY: four or five contiguous float32 CPU tensors of n elements each, with
+        // distinct storages (checked above: weights, gradient, the two moments, scratch), alive
         // for this call; nothing else reads or writes them while the slices live (the
         // training step is single-threaded outside libtorch, under no_grad), and the
         // slices are dropped before libtorch touches the scratch tensor.
@@ -247,7 +263,7 @@ impl Optimizer {
                         }
                     });
                 }
-                let _ = scratch.sqrt_();
+                let _ = self.scratch[i][0].sqrt_();
                 let (p, m, s) = (host(0), &*host(2), &*host(4));
                 std::thread::scope(|sc| {
                     for ((p, m), s) in p
@@ -265,7 +281,9 @@ impl Optimizer {
 
     /// The update of parameter `i` as in-place tensor operations (any device).
     fn tensor_ops(&mut self, i: usize, p: &mut Tensor, g: &Tensor, lr: f64, t: i32) {
-        let [a, b] = self.scratch[i].get_or_insert_with(|| [p.empty_like(), p.empty_like()]);
+        let [a, b] = scratch_of(&mut self.scratch[i], p, 2) else {
+            unreachable!("scratch_of returns two tensors")
+        };
         let (m, v) = (&mut self.m[i], &mut self.v[i]);
         // g + p·wd (L2 penalty in the gradient) into `b`; the gradient itself is left as
         // backward wrote it.
