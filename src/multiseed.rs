@@ -237,10 +237,7 @@ pub fn train_seeds(
     let mut runs = Vec::new();
     for (seed, cfg) in seeds.iter().zip(&cfgs) {
         let run = RunDir::create(cfg, None)?;
-        run.write_json(
-            crate::tracking::push::EXTRA_TAGS,
-            &serde_json::json!({ "pcam.seed_group": group }),
-        )?;
+        crate::tracking::push::write_extra_tags(&run, &[("pcam.seed_group", &group)])?;
         if !progress.quiet {
             eprintln!("seed {seed}: run folder {}", run.path.display());
         }

@@ -88,6 +88,7 @@ pub struct EvalReport {
     pub ece: f64,
     /// 95% bootstrap intervals (`eval.bootstrap` resamples, seeded): roc_auc,
     /// average_precision, recall, precision.
+    #[serde(deserialize_with = "crate::run::nan_pairs_if_null")]
     pub ci95: BTreeMap<String, (f64, f64)>,
     pub data_synthetic: Option<String>,
 }

@@ -159,6 +159,18 @@ pub(crate) fn nan_if_null<'de, D: serde::Deserializer<'de>>(
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
+/// [`nan_if_null`] for a map of intervals (`[low, high]` pairs): a bootstrap interval
+/// that is undefined (no positives in a resample) is written `[null, null]`.
+pub(crate) fn nan_pairs_if_null<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<std::collections::BTreeMap<String, (f64, f64)>, D::Error> {
+    let raw = std::collections::BTreeMap::<String, (Option<f64>, Option<f64>)>::deserialize(d)?;
+    Ok(raw
+        .into_iter()
+        .map(|(k, (lo, hi))| (k, (lo.unwrap_or(f64::NAN), hi.unwrap_or(f64::NAN))))
+        .collect())
+}
+
 /// Where a run came from: code, data, software and machine (`manifest.json`). Fields a
 /// manifest of an older pcam may lack are optional.
 #[derive(Debug, Clone, Serialize, Deserialize)]

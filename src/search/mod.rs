@@ -193,9 +193,12 @@ impl Sweep {
             RunDir::open(&dir)?
         } else {
             let run = RunDir::create(&cfg, Some(&dir))?;
-            run.write_json(
-                crate::tracking::push::EXTRA_TAGS,
-                &serde_json::json!({ "pcam.sweep": self.id(), "pcam.trial": index.to_string() }),
+            crate::tracking::push::write_extra_tags(
+                &run,
+                &[
+                    ("pcam.sweep", &self.id()),
+                    ("pcam.trial", &index.to_string()),
+                ],
             )?;
             run
         };

@@ -7,8 +7,10 @@
 use super::client::{Client, Metric, RemoteRun};
 use super::state::{ServerState, TrackingFile, FILE};
 use crate::error::{Error, Result};
+use crate::eval::EvalReport;
 use crate::run::{Manifest, RunDir};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// How far a push goes.
@@ -33,8 +35,14 @@ pub struct Pushed {
 }
 
 /// Extra tags a run carries in `<run>/tags.json` (multi-seed group, sweep id), written
-/// by whoever created the run, so every push and sync sends them.
+/// by whoever created the run ([`write_extra_tags`]), so every push and sync sends them.
 pub const EXTRA_TAGS: &str = "tags.json";
+
+/// Writes `tags` as the run's extra tags (`tags.json`: one string per tag name).
+pub fn write_extra_tags(run: &RunDir, tags: &[(&str, &str)]) -> Result<()> {
+    let map: BTreeMap<&str, &str> = tags.iter().copied().collect();
+    run.write_json(EXTRA_TAGS, &map)
+}
 
 /// The run folder's content, in the server's terms.
 struct Snapshot {
@@ -48,11 +56,6 @@ struct Snapshot {
     /// One entry per row of steps.csv / epochs.csv.
     steps: Vec<Vec<Metric>>,
     epochs: Vec<Vec<Metric>>,
-}
-
-fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "reading", e))?;
-    serde_json::from_str(&text).map_err(|e| Error::bad_file(path, format!("invalid JSON: {e}")))
 }
 
 /// A stable identity of the run folder on any server: config hash, start stamp and
@@ -121,14 +124,9 @@ fn snapshot(run: &RunDir) -> Result<Snapshot> {
     if let Some(j) = &m.slurm_job_id {
         tags.push(("pcam.slurm_job_id".into(), j.clone()));
     }
-    let extra = p.join(EXTRA_TAGS);
-    if extra.is_file() {
-        if let Value::Object(m) = read_json(&extra)? {
-            for (k, v) in m {
-                let v = v.as_str().map(str::to_string).unwrap_or(v.to_string());
-                tags.push((k, v));
-            }
-        }
+    if p.join(EXTRA_TAGS).is_file() {
+        let extra: BTreeMap<String, String> = run.read_json(EXTRA_TAGS)?;
+        tags.extend(extra);
     }
 
     let h = crate::run::read_history(p)?;
@@ -218,48 +216,62 @@ fn absolute(p: &Path) -> PathBuf {
     std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-/// Scalar metrics of `eval-<split>.json`, keyed `<split>/<metric>`.
-fn eval_metrics(path: &Path, at_ms: i64) -> Result<Vec<Metric>> {
-    let v = read_json(path)?;
-    let split = v["split"].as_str().unwrap_or("eval").to_string();
-    let mut out = Vec::new();
-    let mut put = |k: &str, x: f64| {
-        out.push(Metric {
-            key: format!("{split}/{k}"),
-            value: x,
+/// Scalar metrics of an evaluation (`eval-<split>.json`), keyed `<split>/<metric>`; an
+/// undefined score (no positives, one class) is sent as NaN, an undefined interval is
+/// left out.
+fn eval_metrics(r: &EvalReport, at_ms: i64) -> Vec<Metric> {
+    let opt = |x: Option<f64>| x.unwrap_or(f64::NAN);
+    // The threshold is a float32 written in its shortest decimal form: sent as that
+    // decimal, not as the float32's exact binary value widened.
+    let threshold = r
+        .threshold
+        .threshold
+        .to_string()
+        .parse()
+        .unwrap_or(f64::NAN);
+    let mut scores = vec![
+        ("roc_auc".to_string(), opt(r.roc_auc)),
+        ("average_precision".into(), opt(r.average_precision)),
+        ("pr_auc".into(), opt(r.pr_auc)),
+        ("f1".into(), r.f1),
+        ("f2".into(), r.f2),
+        ("recall".into(), r.recall),
+        ("precision".into(), r.precision),
+        ("specificity".into(), r.specificity),
+        ("accuracy".into(), r.accuracy),
+        ("log_loss".into(), r.log_loss),
+        ("brier".into(), r.brier),
+        ("ece".into(), r.ece),
+        ("tiles".into(), r.tiles as f64),
+        ("positives".into(), r.positives as f64),
+        ("threshold".into(), threshold),
+    ];
+    for (k, &(lo, hi)) in &r.ci95 {
+        if lo.is_finite() && hi.is_finite() {
+            scores.push((format!("{k}_ci95_low"), lo));
+            scores.push((format!("{k}_ci95_high"), hi));
+        }
+    }
+    scores
+        .into_iter()
+        .map(|(k, value)| Metric {
+            key: format!("{}/{k}", r.split),
+            value,
             timestamp: at_ms,
             step: 0,
         })
-    };
-    for k in [
-        "roc_auc",
-        "average_precision",
-        "pr_auc",
-        "f1",
-        "f2",
-        "recall",
-        "precision",
-        "specificity",
-        "accuracy",
-        "log_loss",
-        "brier",
-        "ece",
-        "tiles",
-        "positives",
-    ] {
-        if let Some(x) = v.get(k) {
-            put(k, x.as_f64().unwrap_or(f64::NAN));
-        }
-    }
-    if let Some(t) = v["threshold"]["threshold"].as_f64() {
-        put("threshold", t);
-    }
-    if let Some(Value::Object(ci)) = v.get("ci95") {
-        for (k, pair) in ci {
-            if let (Some(lo), Some(hi)) = (pair[0].as_f64(), pair[1].as_f64()) {
-                put(&format!("{k}_ci95_low"), lo);
-                put(&format!("{k}_ci95_high"), hi);
-            }
+        .collect()
+}
+
+/// The evaluations of a run: `eval-<split>.json` for each split that has one, read
+/// typed (a malformed one is an error naming the file). Other `eval-*.json` files are
+/// not evaluations of pcam's and go up as artifacts only.
+fn evaluations(run: &RunDir) -> Result<Vec<(String, EvalReport)>> {
+    let mut out = Vec::new();
+    for split in crate::data::SplitName::ALL {
+        let name = format!("eval-{split}.json");
+        if run.path.join(&name).is_file() {
+            out.push((name.clone(), run.read_json(&name)?));
         }
     }
     Ok(out)
@@ -403,24 +415,10 @@ fn push_parts(
         return Ok(());
     }
 
-    let mut evals: Vec<PathBuf> = std::fs::read_dir(&run.path)
-        .map_err(|e| Error::io(&run.path, "listing", e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("eval-") && n.ends_with(".json"))
-        })
-        .collect();
-    evals.sort();
-    for e in evals {
-        let sha = crate::fsutil::sha256_file(&e)?;
-        let name = e
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+    for (name, report) in evaluations(run)? {
+        let sha = crate::fsutil::sha256_file(&run.path.join(&name))?;
         if st.evals.get(&name) != Some(&sha) {
-            let m = eval_metrics(&e, snap.end_ms)?;
+            let m = eval_metrics(&report, snap.end_ms);
             client.log_batch(&id, &[], &[], &m)?;
             pushed.metrics += m.len();
             st.evals.insert(name, sha);
@@ -455,6 +453,131 @@ fn push_parts(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The untyped reading this module did before evaluations were read typed: the
+    /// reference the typed one must match point for point.
+    fn eval_metrics_untyped(path: &Path, at_ms: i64) -> Vec<(String, u64)> {
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let split = v["split"].as_str().unwrap().to_string();
+        let mut out = Vec::new();
+        let mut put = |k: &str, x: f64| out.push((format!("{split}/{k}"), x.to_bits()));
+        for k in [
+            "roc_auc",
+            "average_precision",
+            "pr_auc",
+            "f1",
+            "f2",
+            "recall",
+            "precision",
+            "specificity",
+            "accuracy",
+            "log_loss",
+            "brier",
+            "ece",
+            "tiles",
+            "positives",
+        ] {
+            if let Some(x) = v.get(k) {
+                put(k, x.as_f64().unwrap_or(f64::NAN));
+            }
+        }
+        if let Some(t) = v["threshold"]["threshold"].as_f64() {
+            put("threshold", t);
+        }
+        if let Some(Value::Object(ci)) = v.get("ci95") {
+            for (k, pair) in ci {
+                if let (Some(lo), Some(hi)) = (pair[0].as_f64(), pair[1].as_f64()) {
+                    put(&format!("{k}_ci95_low"), lo);
+                    put(&format!("{k}_ci95_high"), hi);
+                }
+            }
+        }
+        let _ = at_ms;
+        out
+    }
+
+    fn points(m: &[Metric]) -> Vec<(String, u64)> {
+        m.iter()
+            .map(|m| (m.key.clone(), m.value.to_bits()))
+            .collect()
+    }
+
+    #[test]
+    fn evaluations_are_sent_as_the_untyped_reading_sent_them() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let gpu = root.join("results/gpu/h200-2026-11-30");
+        let mut folders = vec![root.join("models/demo-cnn")];
+        folders.extend(["eval-cpu", "eval-cuda", "eval-cpu-tf32"].map(|d| gpu.join(d)));
+        let mut seen = 0;
+        for dir in folders {
+            let run = RunDir { path: dir.clone() };
+            for (name, report) in evaluations(&run).unwrap() {
+                let typed = eval_metrics(&report, 7);
+                assert!(typed.iter().all(|m| m.timestamp == 7 && m.step == 0));
+                assert_eq!(
+                    points(&typed),
+                    eval_metrics_untyped(&dir.join(&name), 7),
+                    "{}/{name}",
+                    dir.display()
+                );
+                seen += 1;
+            }
+        }
+        assert!(seen >= 7, "only {seen} committed evaluations found");
+    }
+
+    #[test]
+    fn undefined_scores_and_intervals_read_back_and_are_sent_as_before() {
+        // One class only: no ROC-AUC, NaN precision, and a bootstrap interval that is
+        // undefined (written [null, null] because JSON has no NaN).
+        let d = tempfile::tempdir().unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/demo-cnn/eval-test.json");
+        let mut v: Value = serde_json::from_str(&std::fs::read_to_string(src).unwrap()).unwrap();
+        v["roc_auc"] = Value::Null;
+        v["precision"] = Value::Null;
+        v["threshold"]["threshold"] = serde_json::json!(0.3);
+        v["ci95"]["recall"] = serde_json::json!([null, null]);
+        let path = d.path().join("eval-test.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+        let run = RunDir {
+            path: d.path().to_path_buf(),
+        };
+        let report = crate::eval::read_report(&run, crate::data::SplitName::Test).unwrap();
+        assert!(report.roc_auc.is_none() && report.precision.is_nan());
+        let (lo, hi) = report.ci95["recall"];
+        assert!(lo.is_nan() && hi.is_nan());
+        let sent = eval_metrics(&report, 0);
+        assert_eq!(points(&sent), eval_metrics_untyped(&path, 0));
+        assert!(!sent.iter().any(|m| m.key.starts_with("test/recall_ci95")));
+        let t = sent.iter().find(|m| m.key == "test/threshold").unwrap();
+        assert_eq!(t.value, 0.3, "the threshold is sent as its decimal");
+    }
+
+    #[test]
+    fn a_foreign_eval_file_is_not_an_evaluation_but_a_malformed_one_is_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        let run = RunDir {
+            path: d.path().to_path_buf(),
+        };
+        std::fs::write(d.path().join("eval-notes.json"), "{\"x\": 1}").unwrap();
+        assert!(evaluations(&run).unwrap().is_empty());
+        std::fs::write(d.path().join("eval-valid.json"), "{\"split\": \"valid\"}").unwrap();
+        let e = evaluations(&run).unwrap_err().to_string();
+        assert!(e.contains("eval-valid.json"), "{e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
+    }
+
+    #[test]
+    fn extra_tags_round_trip_as_strings() {
+        let d = tempfile::tempdir().unwrap();
+        let run = RunDir {
+            path: d.path().to_path_buf(),
+        };
+        write_extra_tags(&run, &[("pcam.trial", "3"), ("pcam.sweep", "abc")]).unwrap();
+        let back: BTreeMap<String, String> = run.read_json(EXTRA_TAGS).unwrap();
+        assert_eq!(back["pcam.trial"], "3");
+        assert_eq!(back.len(), 2);
+    }
 
     #[test]
     fn artifact_list_skips_the_cursor_and_temporaries() {
