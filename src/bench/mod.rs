@@ -1,19 +1,22 @@
-//! Throughput benchmarks (`pcam bench train`): training images/s through the whole input
-//! pipeline (in-memory tiles → background batch assembly with augmentation → the training
-//! step, `train::step::Learner::step`) beside the same steps on batches already in memory
-//! as tensors (compute only). The ratio says whether the pipeline keeps the model fed.
+//! Throughput benchmarks (`pcam bench train`): training images/s of the loop `pcam train`
+//! runs (`train::run_steps` over `train::epoch_batches`: in-memory tiles → background
+//! batch assembly with the run's augmentation → `train::step::Learner::step` → step
+//! records), beside the same loop over batches already in memory as tensors (compute
+//! only). The ratio says whether the pipeline keeps the model fed; the per-step split
+//! (waiting for a batch, the step, logging) says where a slow epoch's time goes.
 
 pub mod report;
 pub mod throughput;
 
-use crate::config::{ModelConfig, RunConfig};
-use crate::data::loader::{self, NormStats, Tiles};
+use crate::config::{ModelConfig, ResolvedConfig};
+use crate::data::loader::{self, NormStats, TensorBatch, Tiles};
 use crate::seed::Seeds;
+use crate::train::checkpoint::TrainState;
 use crate::train::step::Learner;
+use crate::train::{run_steps, StepSeconds};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Instant;
-use tch::Tensor;
 
 /// Steps run before timing starts in each round.
 const WARM_UP: usize = 5;
@@ -33,100 +36,126 @@ pub struct TrainThroughput {
     pub assembly_images_per_second: f64,
     /// pipeline / compute-only.
     pub ratio: f64,
+    /// Where a pipeline step's time went (best round): waiting for the loader's next
+    /// batch, the training step, logging it.
+    pub waiting_ms_per_step: f64,
+    pub step_ms_per_step: f64,
+    pub logging_ms_per_step: f64,
 }
 
 impl TrainThroughput {
     /// What `pcam bench train` prints: one Markdown row per model, under a header.
     pub fn markdown(rows: &[TrainThroughput]) -> String {
         let mut o = String::from(
-            "| model | batch | threads | pipeline img/s | compute-only img/s | pipeline / compute | assembly alone img/s |\n\
-             |---|---:|---:|---:|---:|---:|---:|\n",
+            "| model | batch | threads | pipeline img/s | compute-only img/s | pipeline / compute | assembly alone img/s | per step: wait / step / log ms |\n\
+             |---|---:|---:|---:|---:|---:|---:|---|\n",
         );
         for r in rows {
             o += &format!(
-                "| {} | {} | {} | {:.1} | {:.1} | {:.1}% | {:.0} |\n",
+                "| {} | {} | {} | {:.1} | {:.1} | {:.1}% | {:.0} | {:.2} / {:.2} / {:.3} |\n",
                 r.model,
                 r.batch_size,
                 r.threads,
                 r.pipeline_images_per_second,
                 r.compute_only_images_per_second,
                 100.0 * r.ratio,
-                r.assembly_images_per_second
+                r.assembly_images_per_second,
+                r.waiting_ms_per_step,
+                r.step_ms_per_step,
+                r.logging_ms_per_step
             );
         }
         o
     }
 }
 
-/// Measures `steps` training steps of `model` both ways, alternating, best of [`ROUNDS`].
+/// Measures `steps` training steps of `model` both ways, alternating, best of [`ROUNDS`],
+/// through [`crate::train::run_steps`], the loop `pcam train` runs: the pipeline reads
+/// the epochs' batches as training does ([`crate::train::epoch_batches`]: seeded order,
+/// background assembly and augmentation), compute-only replays eight of those batches
+/// already in memory. Step records and the (hidden) progress bar are kept as in training.
 pub fn train_throughput(
-    cfg: &RunConfig,
+    cfg: &ResolvedConfig,
     model: &ModelConfig,
     train: &Arc<Tiles>,
     steps: usize,
 ) -> TrainThroughput {
-    let seeds = Seeds::new(cfg.seed);
-    seeds.apply_to_torch(cfg.train.threads);
+    let c = &cfg.config;
+    let seeds = Seeds::new(c.seed);
+    seeds.apply_to_torch(c.train.threads);
     let device = tch::Device::Cpu;
-    let bs = cfg.train.batch_size;
+    let bs = c.train.batch_size;
     let norm = NormStats::of(train);
-    let mut learner = Learner::new(model.build(device), &cfg.train);
-    let mut step = |x: &Tensor, y: &Tensor, k: usize| {
-        let mut rng = seeds.stream("dropout", k as u64);
-        learner.step(x, y, &mut rng, cfg.train.lr, &mut |_| {});
+    let mut learner = Learner::new(model.build(device), &c.train);
+    let mut state = TrainState::fresh(&c.train, &learner, norm, train.len().div_ceil(bs));
+    let bar = indicatif::ProgressBar::hidden();
+    let copy = |b: &TensorBatch| TensorBatch {
+        x: b.x.shallow_clone(),
+        y: b.y.shallow_clone(),
+        tiles: b.tiles.clone(),
     };
-    let order: Vec<usize> = (0..(steps + WARM_UP) * bs)
-        .map(|i| i % train.len())
-        .collect();
-    let batches: Vec<(Tensor, Tensor)> = order
-        .chunks(bs)
+    let in_memory: Vec<TensorBatch> = crate::train::epoch_batches(train, &seeds, 0, &c.train, norm)
+        .into_iter()
         .take(8)
-        .map(|idx| loader::make_batch(train, idx, &norm, Some((&seeds, 0))).to_tensors(device))
         .collect();
+    let replay = |n: usize| (0..n).map(|k| copy(&in_memory[k % in_memory.len()]));
+    // Epoch after epoch, as training draws them (each epoch's loader starts when the
+    // previous epoch's batches are used up).
+    let mut epochs =
+        (0usize..).flat_map(|e| crate::train::epoch_batches(train, &seeds, e, &c.train, norm));
+    let mut run = |batches: &mut dyn Iterator<Item = TensorBatch>| {
+        let t0 = Instant::now();
+        let done = run_steps(
+            &mut learner,
+            &mut state,
+            batches,
+            &seeds,
+            device,
+            &bar,
+            "bench",
+        );
+        (done, t0.elapsed().as_secs_f64())
+    };
     // The first few dozen steps of a fresh process are slow (allocator, kernels, caches),
     // so the two measurements alternate over ROUNDS rounds and each keeps its best.
-    let mut pipeline = 0.0f64;
+    let mut pipeline = (0.0f64, StepSeconds::default(), 0usize);
     let mut compute = 0.0f64;
     for _ in 0..ROUNDS {
-        let mut t0 = Instant::now();
-        for k in 0..steps + WARM_UP {
-            if k == WARM_UP {
-                t0 = Instant::now();
-            }
-            let (x, y) = &batches[k % batches.len()];
-            step(x, y, k);
-        }
-        compute = compute.max((steps * bs) as f64 / t0.elapsed().as_secs_f64());
+        run(&mut replay(WARM_UP));
+        let (done, secs) = run(&mut replay(steps));
+        compute = compute.max(done.seen as f64 / secs);
 
-        let rx = loader::batches(Arc::clone(train), order.clone(), bs, norm, Some((seeds, 0)));
-        let mut t0 = Instant::now();
-        for (k, b) in rx.iter().enumerate() {
-            if k == WARM_UP {
-                t0 = Instant::now();
-            }
-            let (x, y) = b.to_device(device);
-            step(&x, &y, k);
+        run(&mut epochs.by_ref().take(WARM_UP));
+        let (done, secs) = run(&mut epochs.by_ref().take(steps));
+        let rate = done.seen as f64 / secs;
+        if rate > pipeline.0 {
+            pipeline = (rate, done.seconds, done.batches.max(1));
         }
-        pipeline = pipeline.max((steps * bs) as f64 / t0.elapsed().as_secs_f64());
     }
+    let order: Vec<usize> = (0..steps * bs).map(|i| i % train.len()).collect();
     let t0 = Instant::now();
-    for idx in order.chunks(bs).take(steps) {
+    for idx in order.chunks(bs) {
         let b = loader::make_batch(train, idx, &norm, Some((&seeds, 0)));
         let _ = std::hint::black_box(b.to_tensors(device));
     }
     let assembly = (steps * bs) as f64 / t0.elapsed().as_secs_f64();
+    let (rate, per, n) = pipeline;
+    let ms = |s: f64| 1000.0 * s / n as f64;
     TrainThroughput {
         model: match model.kind {
             crate::config::ModelKind::Mlp => format!("mlp {:?}", model.hidden),
             crate::config::ModelKind::Cnn => format!("cnn {:?}", model.channels),
         },
         batch_size: bs,
-        threads: cfg.train.threads,
+        threads: c.train.threads,
         steps,
-        pipeline_images_per_second: pipeline,
+        pipeline_images_per_second: rate,
         compute_only_images_per_second: compute,
         assembly_images_per_second: assembly,
-        ratio: pipeline / compute,
+        ratio: rate / compute,
+        waiting_ms_per_step: ms(per.waiting),
+        step_ms_per_step: ms(per.stepping),
+        logging_ms_per_step: ms(per.logging),
     }
 }
 

@@ -7,18 +7,23 @@
 //! The pipeline is the one `pcam predict` and training use: chunk-aligned block reads of
 //! the x file (decoded to u8 once per block), `make_batch` (normalise, augment in training),
 //! one copy to the device, the model. Reads wrap around the file, so any batch size can be
-//! timed on a small split.
+//! timed on a small split. A timed training batch then goes through `train::run_steps`,
+//! the loop of `pcam train` (device copy, `Learner::step`, step record), and is augmented
+//! when the config's `train.augment` says so, as in training.
 
-use crate::config::{ModelConfig, ModelKind, RunConfig};
+use crate::config::{ModelConfig, ModelKind, RunConfig, TrainConfig};
 use crate::data::hdf5::{Block, OpenOptions, Split};
-use crate::data::loader::{self, NormStats, Tiles};
+use crate::data::loader::{self, NormStats, TensorBatch, Tiles};
 use crate::data::{SplitName, TILE_BYTES};
 use crate::error::{Error, Result};
 use crate::progress::Progress;
 use crate::seed::Seeds;
+use crate::train::checkpoint::TrainState;
+use crate::train::run_steps;
 use crate::train::step::{Learner, Stage};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 use tch::{Device, Tensor};
 
@@ -168,6 +173,8 @@ impl ThroughputSpec {
 /// synchronisation between stages, so stages do not overlap).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Stages {
+    /// Inference: the HDF5 chunk read and decode. Training (which reads its split into
+    /// memory before the first epoch, as `pcam train` does): taking the tiles from memory.
     pub read_decode: f64,
     pub assemble: f64,
     pub to_device: f64,
@@ -387,6 +394,27 @@ impl TileStream {
         Ok(s)
     }
 
+    /// Tiles already in memory, served in blocks of 32 as the file's chunks would be
+    /// (train mode: what training reads from, without the HDF5 read).
+    fn in_memory(tiles: Arc<Tiles>) -> TileStream {
+        let n = tiles.len();
+        let ranges = (0..n).step_by(32).map(move |a| a..(a + 32).min(n)).cycle();
+        let blocks = ranges.map(move |r: std::ops::Range<usize>| {
+            Ok(Block {
+                indices: r.clone().collect(),
+                pixels: tiles.pixels[r.start * TILE_BYTES..r.end * TILE_BYTES].to_vec(),
+                labels: tiles.labels[r].to_vec(),
+                ..Block::default()
+            })
+        });
+        TileStream {
+            path: "memory".into(),
+            blocks: Box::new(blocks),
+            block: Block::default(),
+            pos: 0,
+        }
+    }
+
     fn refill(&mut self) -> Result<()> {
         self.block = self
             .blocks
@@ -423,10 +451,15 @@ fn sync(device: Device) {
     }
 }
 
-/// A model with its optimiser, timed one batch at a time.
+/// A model with its optimiser, timed one batch at a time. Timed training batches go
+/// through [`crate::train::run_steps`], the loop of `pcam train` (device copy, step,
+/// step record); the stage breakdown calls the same [`Learner::step`] with an observer.
 struct Bench<'a> {
     cfg: &'a RunConfig,
     learner: Learner,
+    /// What training keeps while it steps (schedule, step records).
+    state: TrainState,
+    bar: indicatif::ProgressBar,
     seeds: Seeds,
     device: Device,
     norm: NormStats,
@@ -442,7 +475,7 @@ impl Bench<'_> {
         stream: &mut TileStream,
         b: usize,
         stages: Option<&mut Stages>,
-    ) -> Result<()> {
+    ) -> Result<usize> {
         let timed = stages.is_some();
         let mut lap = Lap::new(self.device, timed);
         let mut s = Stages::default();
@@ -450,7 +483,8 @@ impl Bench<'_> {
         s.read_decode = lap.split();
         let idx: Vec<usize> = (0..b).collect();
         let aug = match mode {
-            Mode::Train => Some((&self.seeds, self.step)),
+            // As training augments: when the config says so, drawn per step here.
+            Mode::Train => self.cfg.train.augment.then_some((&self.seeds, self.step)),
             Mode::Inference => None,
         };
         let host = loader::make_batch(&tiles, &idx, &self.norm, aug);
@@ -461,13 +495,38 @@ impl Bench<'_> {
         if let Some(acc) = stages {
             acc.add(&s);
         }
-        Ok(())
+        Ok(b)
+    }
+
+    /// A training step as `pcam train` runs it; returns the batch's images.
+    fn train_steps(&mut self, batch: TensorBatch) -> usize {
+        let done = run_steps(
+            &mut self.learner,
+            &mut self.state,
+            std::iter::once(batch),
+            &self.seeds,
+            self.device,
+            &self.bar,
+            "bench",
+        );
+        self.step += 1;
+        done.seen
     }
 
     /// One step on a batch already on the device.
-    fn compute(&mut self, mode: Mode, x: &Tensor, y: &Tensor) -> Result<()> {
+    fn compute(&mut self, mode: Mode, x: &Tensor, y: &Tensor) -> Result<usize> {
+        let b = x.size()[0] as usize;
+        if mode == Mode::Train {
+            let (x, y) = (x.shallow_clone(), y.shallow_clone());
+            return Ok(self.train_steps(TensorBatch {
+                x,
+                y,
+                tiles: (0..b).collect(),
+            }));
+        }
         let mut lap = Lap::new(self.device, false);
-        self.model_step(mode, x, y, &mut lap, &mut Stages::default())
+        self.model_step(mode, x, y, &mut lap, &mut Stages::default())?;
+        Ok(b)
     }
 
     /// The model's part of a batch: inference (forward, probabilities to the host) or a
@@ -535,26 +594,27 @@ impl Lap {
 }
 
 /// Runs whole batches with `f` until `min_seconds` have passed (at least two batches),
-/// then waits for the device; returns (batches, seconds).
+/// then waits for the device; returns (images, seconds).
 fn repeat_for(
     min_seconds: f64,
     device: Device,
-    mut f: impl FnMut() -> Result<()>,
+    mut f: impl FnMut() -> Result<usize>,
 ) -> Result<(usize, f64)> {
     let t0 = Instant::now();
     let mut n = 0usize;
+    let mut images = 0usize;
     while n < 2 || t0.elapsed().as_secs_f64() < min_seconds {
-        f()?;
+        images += f()?;
         n += 1;
     }
     sync(device);
-    Ok((n, t0.elapsed().as_secs_f64()))
+    Ok((images, t0.elapsed().as_secs_f64()))
 }
 
-/// Images/s of batches of `b` images run by [`repeat_for`].
-fn timed(min_seconds: f64, b: usize, device: Device, f: impl FnMut() -> Result<()>) -> Result<f64> {
-    let (n, secs) = repeat_for(min_seconds, device, f)?;
-    Ok((n * b) as f64 / secs)
+/// Images/s of the batches run by [`repeat_for`] (`f` returns each batch's images).
+fn timed(min_seconds: f64, device: Device, f: impl FnMut() -> Result<usize>) -> Result<f64> {
+    let (images, secs) = repeat_for(min_seconds, device, f)?;
+    Ok(images as f64 / secs)
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -589,6 +649,18 @@ pub fn run(cfg: &RunConfig, spec: &ThroughputSpec, progress: Progress) -> Result
     let mut stream = TileStream::open(&cfg.data.dir, split, &opts, true)?;
     let mut inline = TileStream::open(&cfg.data.dir, split, &opts, false)?;
     let norm = NormStats::of(&stream.next(stream.block.indices.len().clamp(1, 256))?);
+    // Training reads the split into memory first and draws its epochs from there, so
+    // train mode does too (`train::epoch_batches`, the loader of `pcam train`).
+    let mut memory = if spec.modes.contains(&Mode::Train) {
+        let tiles = Arc::new(cfg.data.plan()?.tiles(split, &opts)?);
+        if tiles.is_empty() {
+            return Err(Error::bad_file(&stream.path, "no tiles to train on"));
+        }
+        let stream = TileStream::in_memory(Arc::clone(&tiles));
+        Some((tiles, stream))
+    } else {
+        None
+    };
     let jobs: usize = spec.models.len() * spec.modes.len() * spec.batch_sizes.len();
     let bar = progress.bar(jobs as u64, "bench throughput", "measurements");
     let mut rows = vec![];
@@ -600,9 +672,12 @@ pub fn run(cfg: &RunConfig, spec: &ThroughputSpec, progress: Progress) -> Result
             dropout: cfg.model.dropout,
         };
         tch::manual_seed(pins.torch_seed);
+        let learner = Learner::new(model.build(device), &cfg.train);
         let mut bench = Bench {
             cfg,
-            learner: Learner::new(model.build(device), &cfg.train),
+            state: TrainState::fresh(&cfg.train, &learner, norm, 1),
+            bar: indicatif::ProgressBar::hidden(),
+            learner,
             seeds,
             device,
             norm,
@@ -611,20 +686,44 @@ pub fn run(cfg: &RunConfig, spec: &ThroughputSpec, progress: Progress) -> Result
         for &mode in &spec.modes {
             for &b in &spec.batch_sizes {
                 bar.set_message(format!("bench {} {} batch {b}", m.name, mode.as_str()));
-                for _ in 0..spec.warmup {
-                    bench.batch(mode, &mut stream, b, None)?;
-                }
                 let mut reps = vec![];
-                for _ in 0..spec.repeats {
-                    reps.push(timed(spec.min_seconds, b, device, || {
-                        bench.batch(mode, &mut stream, b, None)
-                    })?);
-                }
+                let staged = match (mode, memory.as_mut()) {
+                    (Mode::Train, Some((tiles, in_memory))) => {
+                        let t = TrainConfig {
+                            batch_size: b,
+                            ..cfg.train.clone()
+                        };
+                        let mut epochs = (0usize..)
+                            .flat_map(|e| crate::train::epoch_batches(tiles, &seeds, e, &t, norm));
+                        let mut next = || match epochs.next() {
+                            Some(batch) => Ok(bench.train_steps(batch)),
+                            None => Err(Error::Usage("the train loader stopped".into())),
+                        };
+                        for _ in 0..spec.warmup {
+                            next()?;
+                        }
+                        for _ in 0..spec.repeats {
+                            reps.push(timed(spec.min_seconds, device, &mut next)?);
+                        }
+                        in_memory
+                    }
+                    _ => {
+                        for _ in 0..spec.warmup {
+                            bench.batch(mode, &mut stream, b, None)?;
+                        }
+                        for _ in 0..spec.repeats {
+                            reps.push(timed(spec.min_seconds, device, || {
+                                bench.batch(mode, &mut stream, b, None)
+                            })?);
+                        }
+                        &mut inline
+                    }
+                };
                 let mut stages = Stages::default();
                 let (n, _) = repeat_for(spec.min_seconds, device, || {
-                    bench.batch(mode, &mut inline, b, Some(&mut stages))
+                    bench.batch(mode, staged, b, Some(&mut stages))
                 })?;
-                let stages = stages.scaled(1.0 / (n * b) as f64);
+                let stages = stages.scaled(1.0 / n as f64);
                 let tiles = stream.next(b)?;
                 let idx: Vec<usize> = (0..b).collect();
                 let (x, y) = loader::make_batch(&tiles, &idx, &norm, None).to_tensors(device);
@@ -633,7 +732,7 @@ pub fn run(cfg: &RunConfig, spec: &ThroughputSpec, progress: Progress) -> Result
                 }
                 let mut compute = vec![];
                 for _ in 0..spec.repeats {
-                    compute.push(timed(spec.min_seconds, b, device, || {
+                    compute.push(timed(spec.min_seconds, device, || {
                         bench.compute(mode, &x, &y)
                     })?);
                 }

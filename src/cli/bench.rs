@@ -69,13 +69,32 @@ pub enum BenchCmd {
     Train {
         #[command(flatten)]
         config: ConfigArgs,
-        /// Timed steps per measurement (after 3 warm-up steps).
+        /// Timed steps per measurement (after 5 warm-up steps), in each of 5 rounds.
         #[arg(long, default_value_t = 40)]
         steps: usize,
+        /// Which models (comma-separated): the MLP [64,32] and/or the config's CNN.
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "mlp,cnn")]
+        models: Vec<BenchModel>,
         /// Also write the table as JSON here.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
     },
+}
+
+/// `--models` values of `pcam bench train`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchModel {
+    Mlp,
+    Cnn,
+}
+
+impl From<BenchModel> for pcam::config::ModelKind {
+    fn from(m: BenchModel) -> Self {
+        match m {
+            BenchModel::Mlp => Self::Mlp,
+            BenchModel::Cnn => Self::Cnn,
+        }
+    }
 }
 
 /// `--modes` values: what `pcam bench throughput` times.
@@ -112,6 +131,7 @@ pub fn run(cmd: BenchCmd, progress: Progress) -> Result<()> {
         BenchCmd::Train {
             config,
             steps,
+            models,
             json,
         } => {
             let cfg = config.resolve()?;
@@ -130,7 +150,12 @@ pub fn run(cmd: BenchCmd, progress: Progress) -> Result<()> {
             };
             let rows: Vec<_> = [mlp, cnn]
                 .iter()
-                .map(|m| pcam::bench::train_throughput(c, m, &train, steps))
+                .filter(|m| {
+                    models
+                        .iter()
+                        .any(|&k| pcam::config::ModelKind::from(k) == m.kind)
+                })
+                .map(|m| pcam::bench::train_throughput(&cfg, m, &train, steps))
                 .collect();
             print!("{}", pcam::bench::TrainThroughput::markdown(&rows));
             if let Some(p) = json {

@@ -39,6 +39,34 @@ pub struct TrainState {
     pub pcam_version: String,
 }
 
+impl TrainState {
+    /// The state of a run before its first step: a fresh schedule of `train` for
+    /// `steps_per_epoch`, the learner's layers, the normalisation statistics of the train
+    /// split; the config's hash and text are left empty for the caller ([`super::fit`]
+    /// sets the run's; the benchmarks, which never save, leave them).
+    pub fn fresh(
+        train: &crate::config::TrainConfig,
+        learner: &super::step::Learner,
+        norm: NormStats,
+        steps_per_epoch: usize,
+    ) -> TrainState {
+        TrainState {
+            epochs_done: 0,
+            step: 0,
+            schedule: super::schedule::Schedule::new(train, steps_per_epoch),
+            optimizer_steps: 0,
+            history: vec![],
+            steps: vec![],
+            layers: learner.layers.clone(),
+            norm,
+            config_sha256: String::new(),
+            config_yaml: String::new(),
+            format: FORMAT,
+            pcam_version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+}
+
 /// The checkpoint layout version (see [`crate::run::checkpoint::FORMAT`]).
 pub use crate::run::checkpoint::FORMAT;
 

@@ -20,7 +20,6 @@ pub use crate::run::FitSummary;
 use crate::run::{Manifest, RunDir};
 use crate::seed::Seeds;
 use checkpoint::TrainState;
-use schedule::Schedule;
 use std::sync::Arc;
 use step::Learner;
 
@@ -131,18 +130,9 @@ pub fn fit(cfg: &ResolvedConfig, run: &RunDir, options: FitOptions) -> Result<Fi
         s
     } else {
         TrainState {
-            epochs_done: 0,
-            step: 0,
-            schedule: Schedule::new(&c.train, steps_per_epoch),
-            optimizer_steps: 0,
-            history: vec![],
-            steps: vec![],
-            layers: learner.layers.clone(),
-            norm: NormStats::of(&train),
             config_sha256: cfg.sha256.clone(),
             config_yaml: cfg.yaml.clone(),
-            format: checkpoint::FORMAT,
-            pcam_version: env!("CARGO_PKG_VERSION").into(),
+            ..TrainState::fresh(&c.train, &learner, NormStats::of(&train), steps_per_epoch)
         }
     };
     let norm = state.norm;
@@ -159,40 +149,10 @@ pub fn fit(cfg: &ResolvedConfig, run: &RunDir, options: FitOptions) -> Result<Fi
             break;
         }
         let t0 = std::time::Instant::now();
-        let order = loader::epoch_order(&seeds, epoch, &train.labels, c.train.balanced);
-        let augment = c.train.augment.then_some((seeds, epoch));
-        let rx = loader::batches(Arc::clone(&train), order, c.train.batch_size, norm, augment);
-        let bar = progress.bar(
-            steps_per_epoch as u64,
-            format!("epoch {}/{}", epoch + 1, c.train.epochs),
-            "steps",
-        );
-        let mut loss_sum = 0.0;
-        let mut seen = 0usize;
-        for batch in rx {
-            let lr = state.schedule.lr(state.step);
-            let (x, y) = batch.to_device(device);
-            let mut drop_rng = seeds.stream("dropout", state.step as u64);
-            let out = learner.step(&x, &y, &mut drop_rng, lr, &mut |_| {});
-            let l = out.loss;
-            loss_sum += l * batch.tiles.len() as f64;
-            seen += batch.tiles.len();
-            state.steps.push(StepRecord {
-                step: state.step,
-                epoch,
-                lr,
-                loss: l,
-                grad_norm: out.grad_norm,
-                layer_norms: out.layer_norms,
-            });
-            state.step += 1;
-            bar.set_message(format!(
-                "epoch {}/{} loss {l:.4}",
-                epoch + 1,
-                c.train.epochs
-            ));
-            bar.inc(1);
-        }
+        let rx = epoch_batches(&train, &seeds, epoch, &c.train, norm);
+        let label = format!("epoch {}/{}", epoch + 1, c.train.epochs);
+        let bar = progress.bar(steps_per_epoch as u64, label.clone(), "steps");
+        let done = run_steps(&mut learner, &mut state, rx, &seeds, device, &bar, &label);
         bar.finish_and_clear();
         let train_secs = t0.elapsed().as_secs_f64();
         let (valid_loss, valid_auc, valid_accuracy) =
@@ -201,13 +161,13 @@ pub fn fit(cfg: &ResolvedConfig, run: &RunDir, options: FitOptions) -> Result<Fi
         state.history.push(EpochRecord {
             epoch,
             steps: steps_per_epoch,
-            train_loss: loss_sum / seen.max(1) as f64,
+            train_loss: done.loss_sum / done.seen.max(1) as f64,
             valid_loss,
             valid_auc,
             valid_accuracy,
             lr_end: state.schedule.lr(state.step.saturating_sub(1)),
             seconds: t0.elapsed().as_secs_f64(),
-            images_per_second: seen as f64 / train_secs.max(1e-9),
+            images_per_second: done.seen as f64 / train_secs.max(1e-9),
         });
         state.epochs_done = epoch + 1;
         state.optimizer_steps = learner.opt.steps;
@@ -247,6 +207,91 @@ pub fn fit(cfg: &ResolvedConfig, run: &RunDir, options: FitOptions) -> Result<Fi
         run.write_json("metrics.json", &summary)?;
     }
     Ok(summary)
+}
+
+/// The batches of epoch `epoch`: the epoch's seeded order (balanced or not), assembled
+/// and augmented (when `train.augment`) by the background loader, two batches ahead.
+pub fn epoch_batches(
+    train: &Arc<Tiles>,
+    seeds: &Seeds,
+    epoch: usize,
+    t: &crate::config::TrainConfig,
+    norm: NormStats,
+) -> std::sync::mpsc::Receiver<loader::TensorBatch> {
+    let order = loader::epoch_order(seeds, epoch, &train.labels, t.balanced);
+    let augment = t.augment.then_some((*seeds, epoch));
+    loader::batches(Arc::clone(train), order, t.batch_size, norm, augment)
+}
+
+/// Where the seconds of [`run_steps`] went: waiting for the next batch from the input
+/// pipeline, the training step itself ([`Learner::step`] with the batch moved to the
+/// device and the loss read back), and logging it (step record, progress bar).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct StepSeconds {
+    pub waiting: f64,
+    pub stepping: f64,
+    pub logging: f64,
+}
+
+/// What [`run_steps`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StepsDone {
+    pub batches: usize,
+    /// Images trained on, and the sum of their batch losses weighted by batch size.
+    pub seen: usize,
+    pub loss_sum: f64,
+    pub seconds: StepSeconds,
+}
+
+/// The training steps over `batches`, as one epoch of [`fit`] runs them: the LR of the
+/// schedule at the global step, the step's own dropout stream, [`Learner::step`], then a
+/// [`StepRecord`] and the progress bar. `pcam bench train` times this same function, so
+/// the benchmark and training cannot drift apart.
+pub fn run_steps(
+    learner: &mut Learner,
+    state: &mut TrainState,
+    batches: impl IntoIterator<Item = loader::TensorBatch>,
+    seeds: &Seeds,
+    device: tch::Device,
+    bar: &indicatif::ProgressBar,
+    label: &str,
+) -> StepsDone {
+    use std::time::Instant;
+    let mut done = StepsDone::default();
+    let mut s = StepSeconds::default();
+    let mut t = Instant::now();
+    for batch in batches {
+        let got = Instant::now();
+        s.waiting += (got - t).as_secs_f64();
+        let lr = state.schedule.lr(state.step);
+        let (x, y) = batch.to_device(device);
+        let mut drop_rng = seeds.stream("dropout", state.step as u64);
+        let out = learner.step(&x, &y, &mut drop_rng, lr, &mut |_| {});
+        let stepped = Instant::now();
+        s.stepping += (stepped - got).as_secs_f64();
+        let l = out.loss;
+        done.loss_sum += l * batch.tiles.len() as f64;
+        done.seen += batch.tiles.len();
+        done.batches += 1;
+        let epoch = state.epochs_done;
+        state.steps.push(StepRecord {
+            step: state.step,
+            epoch,
+            lr,
+            loss: l,
+            grad_norm: out.grad_norm,
+            layer_norms: out.layer_norms,
+        });
+        state.step += 1;
+        if !bar.is_hidden() {
+            bar.set_message(format!("{label} loss {l:.4}"));
+        }
+        bar.inc(1);
+        t = Instant::now();
+        s.logging += (t - stepped).as_secs_f64();
+    }
+    done.seconds = s;
+    done
 }
 
 /// Validation loss, ROC-AUC and accuracy at 0.5, in file order without augmentation.

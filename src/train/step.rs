@@ -1,8 +1,8 @@
 //! The training step, written once: forward with seeded dropout, binary cross-entropy,
 //! backward, global and per-layer gradient norms, optional clipping, the optimiser update
 //! and the loss read back to the host. Training (`train::fit`) and both benchmarks
-//! (`bench::train_throughput`, `bench::throughput`) call [`Learner::step`], so what the
-//! benchmarks time is the step users train with.
+//! (`bench::train_throughput`, `bench::throughput`) run it through `train::run_steps`, so
+//! what the benchmarks time is the loop users train with.
 
 use super::checkpoint::{self, TrainState};
 use super::optim::Optimizer;
