@@ -26,7 +26,7 @@ const BETA1: f64 = 0.9;
 const BETA2: f64 = 0.999;
 const EPS: f64 = 1e-8;
 /// Below this many weights a parameter is updated on one thread.
-const SPLIT_MIN: usize = 1 << 16;
+pub(super) const SPLIT_MIN: usize = 1 << 16;
 
 /// An optimiser and its per-parameter state.
 pub struct Optimizer {
@@ -122,7 +122,7 @@ fn scratch_of<'a>(s: &'a mut Vec<Tensor>, p: &Tensor, n: usize) -> &'a mut [Tens
 }
 
 /// The f32 data of a contiguous float tensor on the CPU.
-fn host_f32(t: &Tensor) -> Option<(*mut f32, usize)> {
+pub(super) fn host_f32(t: &Tensor) -> Option<(*mut f32, usize)> {
     (t.device() == Device::Cpu && t.kind() == Kind::Float && t.is_contiguous())
         .then(|| (t.data_ptr() as *mut f32, t.numel()))
 }
@@ -153,8 +153,9 @@ impl Optimizer {
         Optimizer::new(train.optimizer, train.momentum, train.weight_decay, params)
     }
 
-    /// One update of every parameter from its `.grad()` at learning rate `lr`.
-    pub fn step(&mut self, params: &mut [Tensor], lr: f64) {
+    /// One update of every parameter from its gradient (`grads[i]` for `params[i]`; an
+    /// undefined gradient leaves its parameter as it is) at learning rate `lr`.
+    pub fn step(&mut self, params: &mut [Tensor], grads: &[Tensor], lr: f64) {
         self.steps += 1;
         let t = self.steps as i32;
         let adamw = self.kind == OptimizerKind::Adamw;
@@ -179,13 +180,12 @@ impl Optimizer {
         };
         let threads = usize::try_from(tch::get_num_threads()).unwrap_or(1).max(1);
         tch::no_grad(|| {
-            for (i, p) in params.iter_mut().enumerate() {
-                let g = p.grad();
+            for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {
                 if !g.defined() {
                     continue;
                 }
-                if !(self.host_loop && self.host_update(i, p, &g, &k, threads)) {
-                    self.tensor_ops(i, p, &g, lr, t);
+                if !(self.host_loop && self.host_update(i, p, g, &k, threads)) {
+                    self.tensor_ops(i, p, g, lr, t);
                 }
             }
         });
@@ -345,7 +345,8 @@ mod tests {
             p[0].zero_grad();
             let loss = (&p[0] - 3.0).pow_tensor_scalar(2).sum(Kind::Float);
             loss.backward();
-            opt.step(&mut p, lr);
+            let g = p[0].grad();
+            opt.step(&mut p, &[g], lr);
         }
         p[0].double_value(&[0])
     }
@@ -422,7 +423,8 @@ mod tests {
                 p[0].zero_grad();
                 (&p[0] * &target).sum(Kind::Float).backward();
                 let g = p[0].grad().copy();
-                opt.step(&mut p, 1e-2);
+                let grads = [p[0].grad()];
+                opt.step(&mut p, &grads, 1e-2);
                 reference_step(kind, wd, (&mut rp, &mut rm, &mut rv), &g, t, 1e-2);
                 assert!(
                     p[0].detach().equal(&rp),
@@ -452,7 +454,8 @@ mod tests {
         let mut p = vec![Tensor::from_slice(&[1.0f32]).set_requires_grad(true)];
         let mut opt = Optimizer::new(OptimizerKind::Adam, 0.0, 0.0, &p);
         (&p[0] * 5.0).sum(Kind::Float).backward();
-        opt.step(&mut p, 0.01);
+        let g = p[0].grad();
+        opt.step(&mut p, &[g], 0.01);
         assert!((p[0].double_value(&[0]) - 0.99).abs() < 1e-6);
     }
 }

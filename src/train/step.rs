@@ -48,6 +48,9 @@ pub struct Learner {
     pub opt: Optimizer,
     params: Vec<Tensor>,
     clip_grad_norm: Option<f64>,
+    /// Per parameter, a float64 buffer for its squared gradient (the norm's input),
+    /// allocated on first use and kept, so a step allocates none.
+    squares: Vec<Option<Tensor>>,
 }
 
 /// Layer of a variable: its name without the last segment (`conv0.weight` → `conv0`).
@@ -73,6 +76,7 @@ impl Learner {
             named,
             layers,
             opt,
+            squares: params.iter().map(|_| None).collect(),
             params,
             clip_grad_norm: train.clip_grad_norm,
         }
@@ -89,29 +93,29 @@ impl Learner {
         lr: f64,
         observe: &mut dyn FnMut(Stage),
     ) -> StepOutcome {
-        for p in self.params.iter_mut() {
-            p.zero_grad();
-        }
         let logits = self.model.forward(x, Some(dropout));
         let loss =
             logits.binary_cross_entropy_with_logits::<Tensor>(y, None, None, Reduction::Mean);
         observe(Stage::Forward);
-        loss.backward();
+        // The gradients as backward computes them, handed over rather than accumulated
+        // into `.grad` buffers (which would need a zero fill and an addition per step):
+        // the same values, except that a gradient of −0 stays −0 where `0 + (−0)` made it
+        // +0, which no update below can tell apart (Adam's moments start at +0 and
+        // `+0·β + (±0)` is +0; the squares and norms do not see signs; SGD's first
+        // momentum copy may keep a −0, which moves no weight that is not itself −0).
+        let mut grads = Tensor::run_backward(&[&loss], &self.params, false, false);
         observe(Stage::Backward);
-        let (grad_norm, layer_norms) = self.grad_norms();
+        let (grad_norm, layer_norms) = self.grad_norms(&grads);
         if let Some(max) = self.clip_grad_norm {
             if grad_norm > max {
                 tch::no_grad(|| {
-                    for p in self.params.iter() {
-                        let mut g = p.grad();
-                        if g.defined() {
-                            let _ = g.g_mul_scalar_(max / (grad_norm + 1e-12));
-                        }
+                    for g in grads.iter_mut().filter(|g| g.defined()) {
+                        let _ = g.g_mul_scalar_(max / (grad_norm + 1e-12));
                     }
                 });
             }
         }
-        self.opt.step(&mut self.params, lr);
+        self.opt.step(&mut self.params, &grads, lr);
         let loss = loss.double_value(&[]);
         observe(Stage::Update);
         StepOutcome {
@@ -132,14 +136,13 @@ impl Learner {
     }
 
     /// Global and per-layer L2 norms of the current gradients.
-    fn grad_norms(&self) -> (f64, Vec<f64>) {
+    fn grad_norms(&mut self, grads: &[Tensor]) -> (f64, Vec<f64>) {
         let mut per_layer = vec![0.0f64; self.layers.len()];
-        for (n, p) in &self.named {
-            let g = p.grad();
+        for (i, ((n, _), g)) in self.named.iter().zip(grads).enumerate() {
             if !g.defined() {
                 continue;
             }
-            let sq = g.pow_tensor_scalar(2).sum(Kind::Double).double_value(&[]);
+            let sq = sum_of_squares(g, &mut self.squares[i]);
             if let Some(i) = self.layers.iter().position(|l| l == layer_of(n)) {
                 per_layer[i] += sq;
             }
@@ -147,6 +150,58 @@ impl Learner {
         let global = per_layer.iter().sum::<f64>().sqrt();
         (global, per_layer.into_iter().map(f64::sqrt).collect())
     }
+}
+
+/// Σ g², as libtorch's `g.pow(2).sum(Double)` computes it, bit for bit: each square in
+/// float32 (`pow` with exponent 2 is `x * x`, IEEE single precision, as in Rust), widened
+/// to float64 (exact), then libtorch's own double sum over a tensor of g's shape. For a
+/// contiguous float32 gradient on the CPU the squares are written by Rust straight into a
+/// kept float64 buffer (one pass, split over the pinned threads, no allocation) instead of
+/// libtorch's pow, a cast copy and two temporaries.
+fn sum_of_squares(g: &Tensor, buffer: &mut Option<Tensor>) -> f64 {
+    let Some((src, n)) = super::optim::host_f32(g) else {
+        return g.pow_tensor_scalar(2).sum(Kind::Double).double_value(&[]);
+    };
+    let shape = g.size();
+    let fits = |b: &Tensor| b.size() == shape;
+    if !buffer.as_ref().is_some_and(fits) {
+        *buffer = Some(Tensor::empty(
+            shape.as_slice(),
+            (Kind::Double, tch::Device::Cpu),
+        ));
+    }
+    let Some(out) = buffer.as_ref() else {
+        unreachable!("set above")
+    };
+    if n > 0 {
+        // SAFETY: `g` is a contiguous float32 CPU tensor of n elements and `out` a
+        // contiguous float64 CPU tensor of the same shape that only this learner holds;
+        // both stay alive for this call and nothing else touches them meanwhile (the step
+        // is single-threaded outside libtorch, and libtorch reads `out` only after the
+        // slices are gone).
+        let (g, o) = unsafe {
+            (
+                std::slice::from_raw_parts(src as *const f32, n),
+                std::slice::from_raw_parts_mut(out.data_ptr() as *mut f64, n),
+            )
+        };
+        let threads = usize::try_from(tch::get_num_threads()).unwrap_or(1).max(1);
+        let chunk = if threads < 2 || n < super::optim::SPLIT_MIN {
+            n
+        } else {
+            n.div_ceil(threads)
+        };
+        std::thread::scope(|sc| {
+            for (g, o) in g.chunks(chunk).zip(o.chunks_mut(chunk)) {
+                sc.spawn(move || {
+                    for (o, &x) in o.iter_mut().zip(g) {
+                        *o = f64::from(x * x);
+                    }
+                });
+            }
+        });
+    }
+    out.sum(Kind::Double).double_value(&[])
 }
 
 #[cfg(test)]
@@ -176,6 +231,39 @@ mod tests {
         let x = Tensor::rand([8, 3, 96, 96], (Kind::Float, Device::Cpu));
         let y = Tensor::from_slice(&[0f32, 1., 0., 1., 1., 0., 0., 1.]);
         (x, y)
+    }
+
+    #[test]
+    fn sums_of_squares_are_bitwise_libtorchs() {
+        // Values from a seeded stream, not libtorch's global generator (tests run in
+        // parallel and others seed it); mixed signs and magnitudes, so the order of the
+        // additions matters to the last bit. Sizes below and above the threaded split.
+        use rand::Rng;
+        let mut buffer = None;
+        let mut rng = Seeds::new(9).stream("test/squares", 0);
+        for n in [0usize, 1, 7, 1001, 65_536, 3 * 65_536 + 7, 1_769_472] {
+            let v: Vec<f32> = (0..n)
+                .map(|_| rng.random_range(-1.0f32..1.0) * 10f32.powi(rng.random_range(-8..4)))
+                .collect();
+            let g = Tensor::from_slice(&v);
+            let reference = g.pow_tensor_scalar(2).sum(Kind::Double).double_value(&[]);
+            let ours = sum_of_squares(&g, &mut buffer);
+            assert_eq!(
+                ours.to_bits(),
+                reference.to_bits(),
+                "n {n}: {ours} vs {reference}"
+            );
+            // A 2-d gradient (as a linear layer's) too.
+            if n >= 64 && n % 64 == 0 {
+                let g2 = g.view([64, (n / 64) as i64]);
+                let r2 = g2.pow_tensor_scalar(2).sum(Kind::Double).double_value(&[]);
+                assert_eq!(
+                    sum_of_squares(&g2, &mut buffer).to_bits(),
+                    r2.to_bits(),
+                    "n {n} 2-d"
+                );
+            }
+        }
     }
 
     #[test]
