@@ -32,7 +32,8 @@ pub struct TrainThroughput {
     pub steps: usize,
     pub pipeline_images_per_second: f64,
     pub compute_only_images_per_second: f64,
-    /// Batch assembly alone (normalise + augment + tensor), one thread, no training.
+    /// Batch assembly alone (the loader's `make_tensor_batch`: normalise, augment when
+    /// the config does, into a tensor), one thread, no training.
     pub assembly_images_per_second: f64,
     /// pipeline / compute-only.
     pub ratio: f64,
@@ -135,8 +136,8 @@ pub fn train_throughput(
     let order: Vec<usize> = (0..steps * bs).map(|i| i % train.len()).collect();
     let t0 = Instant::now();
     for idx in order.chunks(bs) {
-        let b = loader::make_batch(train, idx, &norm, Some((&seeds, 0)));
-        let _ = std::hint::black_box(b.to_tensors(device));
+        let aug = c.train.augment.then_some((&seeds, 0));
+        let _ = std::hint::black_box(loader::make_tensor_batch(train, idx, &norm, aug));
     }
     let assembly = (steps * bs) as f64 / t0.elapsed().as_secs_f64();
     let (rate, per, n) = pipeline;

@@ -319,8 +319,55 @@ pub fn make_batch(
     norm: &NormStats,
     augment: Option<(&Seeds, usize)>,
 ) -> HostBatch {
+    let mut x = vec![0f32; idx.len() * CHANNELS * TILE * TILE];
+    assemble_into(tiles, idx, norm, augment, &mut x);
+    HostBatch {
+        x,
+        y: idx.iter().map(|&i| tiles.labels[i] as f32).collect(),
+        tiles: idx.to_vec(),
+    }
+}
+
+/// [`make_batch`] straight into a new (B, 3, 96, 96) float tensor on the CPU: the same
+/// values, without the host vector, its zero fill and the copy into the tensor (what
+/// the background loader of training builds).
+pub fn make_tensor_batch(
+    tiles: &Tiles,
+    idx: &[usize],
+    norm: &NormStats,
+    augment: Option<(&Seeds, usize)>,
+) -> TensorBatch {
+    let b = idx.len();
+    let x = tch::Tensor::empty(
+        [b as i64, CHANNELS as i64, TILE as i64, TILE as i64],
+        (tch::Kind::Float, tch::Device::Cpu),
+    );
+    let n = b * CHANNELS * TILE * TILE;
+    if n > 0 {
+        // SAFETY: `x` was just created as a contiguous float32 CPU tensor of n elements
+        // and nothing else refers to it until this function returns it; the slice is
+        // dropped before then.
+        let out = unsafe { std::slice::from_raw_parts_mut(x.data_ptr() as *mut f32, n) };
+        assemble_into(tiles, idx, norm, augment, out);
+    }
+    let y: Vec<f32> = idx.iter().map(|&i| tiles.labels[i] as f32).collect();
+    TensorBatch {
+        x,
+        y: tch::Tensor::from_slice(&y),
+        tiles: idx.to_vec(),
+    }
+}
+
+/// Writes the normalised (and augmented) tiles `idx` into `x`, (B, 3, 96, 96) in order;
+/// every element of `x` is written.
+fn assemble_into(
+    tiles: &Tiles,
+    idx: &[usize],
+    norm: &NormStats,
+    augment: Option<(&Seeds, usize)>,
+    x: &mut [f32],
+) {
     let plane = TILE * TILE;
-    let mut x = vec![0f32; idx.len() * CHANNELS * plane];
     for (k, &i) in idx.iter().enumerate() {
         let aug = match augment {
             Some((seeds, epoch)) => Aug::draw(seeds, epoch, i),
@@ -349,11 +396,6 @@ pub fn make_batch(
                 out_b[o + c] = lut[2][src[p + 2] as usize];
             }
         }
-    }
-    HostBatch {
-        x,
-        y: idx.iter().map(|&i| tiles.labels[i] as f32).collect(),
-        tiles: idx.to_vec(),
     }
 }
 
@@ -418,14 +460,8 @@ pub fn batches(
     std::thread::spawn(move || {
         crate::runtime::background_priority();
         for idx in order.chunks(batch_size.max(1)) {
-            let b = make_batch(&tiles, idx, &norm, augment.as_ref().map(|(s, e)| (s, *e)));
-            let (x, y) = b.to_tensors(tch::Device::Cpu);
-            let b = TensorBatch {
-                x,
-                y,
-                tiles: b.tiles,
-            };
-            if tx.send(b).is_err() {
+            let aug = augment.as_ref().map(|(s, e)| (s, *e));
+            if tx.send(make_tensor_batch(&tiles, idx, &norm, aug)).is_err() {
                 return;
             }
         }
@@ -522,5 +558,29 @@ mod tests {
             a.x
         );
         assert_eq!(threaded[2].tiles, vec![4]);
+    }
+
+    #[test]
+    fn tensor_batches_hold_the_host_batches_bit_for_bit() {
+        let t = tiles(7);
+        let norm = NormStats::of(&t);
+        let s = Seeds::new(5);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for aug in [None, Some((&s, 2))] {
+            for idx in [&[6usize, 0, 3][..], &[1], &[]] {
+                let host = make_batch(&t, idx, &norm, aug);
+                let tb = make_tensor_batch(&t, idx, &norm, aug);
+                assert_eq!(tb.x.size(), [idx.len() as i64, 3, 96, 96]);
+                let x = Vec::<f32>::try_from(tb.x.flatten(0, -1)).unwrap();
+                assert_eq!(
+                    bits(&x),
+                    bits(&host.x),
+                    "{idx:?} augmented {}",
+                    aug.is_some()
+                );
+                assert_eq!(Vec::<f32>::try_from(&tb.y).unwrap(), host.y);
+                assert_eq!(tb.tiles, host.tiles);
+            }
+        }
     }
 }
