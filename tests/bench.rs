@@ -1,7 +1,7 @@
 //! The measuring commands run end to end on tiny synthetic data (their numbers are
 //! benchmarks, reported by `make bench`, never asserted here): `pcam bench train`,
-//! `pcam bench metrics`, `pcam info`, and the PyTorch comparison script of
-//! `make bench-compare`.
+//! `pcam bench metrics`, `pcam info`, and the two PyTorch comparison scripts of
+//! `make bench-compare` (batch-1 inference, training epochs).
 
 mod common;
 use common::*;
@@ -74,4 +74,44 @@ fn the_pytorch_comparison_script_runs_on_tiny_data() {
     let j: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(p.join("cmp.json")).unwrap()).unwrap();
     assert!(j.to_string().contains("pytorch"), "{j}");
+}
+
+#[test]
+fn the_training_comparison_script_runs_on_tiny_data() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    ok(
+        p,
+        "-q data synth --out data --variant course --sizes train=48,valid=16,test=16 --seed 3",
+    );
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let o = std::process::Command::new(venv_python())
+        .arg(root.join("bench/train_vs_pytorch.py"))
+        .args(["--pcam", env!("CARGO_BIN_EXE_pcam")])
+        .args(["--data", "data", "--threads", "1", "--batch-sizes", "8"])
+        .args(["--models", "mlp", "--rounds", "1", "--steps", "2"])
+        .args(["--out", "cmp.json"])
+        .current_dir(p)
+        .output()
+        .unwrap();
+    // Exit 1 is the verdict "a target was not met", meaningless on 48 tiles.
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)) && out.contains("wrote cmp.json"),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.join("cmp.json")).unwrap()).unwrap();
+    let row = &j["rows"][0];
+    assert_eq!(j["kind"], "pcam-vs-pytorch-train-epoch");
+    assert!(j["data_synthetic"].is_string(), "{j}");
+    for k in [
+        "pcam_epoch_images_per_second",
+        "pytorch_epoch_images_per_second",
+        "pcam_compute_only_images_per_second",
+        "pytorch_compute_only_images_per_second",
+    ] {
+        assert!(row[k].as_f64().unwrap() > 0.0, "{k}: {row}");
+    }
 }

@@ -449,3 +449,133 @@ pub fn comparison_table(path: &Path) -> Result<Table> {
         &caption,
     )
 }
+
+/// One row of `bench/train_vs_pytorch.py`'s result file.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct TrainComparisonRow {
+    pub model: String,
+    pub batch_size: usize,
+    pub pcam_epoch_images_per_second: f64,
+    pub pytorch_epoch_images_per_second: f64,
+    pub ratio: f64,
+    pub ratio_target: f64,
+    pub pcam_compute_only_images_per_second: f64,
+    pub pytorch_compute_only_images_per_second: f64,
+    pub pcam_pipeline_share: f64,
+    pub pipeline_target: f64,
+    pub met: bool,
+}
+
+/// `bench/train_vs_pytorch.py`'s result file (`results/bench/train-vs-pytorch.json`).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct TrainComparison {
+    pub kind: String,
+    pub data_synthetic: Option<String>,
+    pub tiles: usize,
+    pub threads: usize,
+    pub rounds: usize,
+    pub cpu: String,
+    pub torch_version: String,
+    pub rows: Vec<TrainComparisonRow>,
+}
+
+impl TrainComparison {
+    /// Reads and checks the kind of the result file at `path`.
+    pub fn read(path: &Path) -> Result<TrainComparison> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "reading", e))?;
+        let c: TrainComparison = serde_json::from_str(&text)
+            .map_err(|e| Error::bad_file(path, format!("not a train comparison: {e}")))?;
+        if c.kind != "pcam-vs-pytorch-train-epoch" {
+            return Err(Error::bad_file(
+                path,
+                format!("kind `{}`, not pcam-vs-pytorch-train-epoch", c.kind),
+            ));
+        }
+        Ok(c)
+    }
+
+    /// The comparison as a table: epoch images/s of both sides, their ratio, both
+    /// compute-only bounds and pcam's share of its own bound, each against its target.
+    pub fn table(&self) -> Result<Table> {
+        let mut cols: Vec<Vec<String>> = vec![vec![]; 8];
+        let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+        for r in &self.rows {
+            cols[0].push(r.model.clone());
+            cols[1].push(r.batch_size.to_string());
+            cols[2].push(format!("{:.0}", r.pcam_epoch_images_per_second));
+            cols[3].push(format!("{:.0}", r.pytorch_epoch_images_per_second));
+            cols[4].push(format!(
+                "{:.2}× (≥ {}×: {})",
+                r.ratio,
+                r.ratio_target,
+                verdict(r.ratio >= r.ratio_target)
+            ));
+            cols[5].push(format!("{:.0}", r.pcam_compute_only_images_per_second));
+            cols[6].push(format!("{:.0}", r.pytorch_compute_only_images_per_second));
+            cols[7].push(format!(
+                "{:.0}% (≥ {:.0}%: {})",
+                100.0 * r.pcam_pipeline_share,
+                100.0 * r.pipeline_target,
+                verdict(r.pcam_pipeline_share >= r.pipeline_target)
+            ));
+        }
+        let caption = format!(
+            "training epochs (the second of two), Adam, {} threads, {} train tiles, median of {} alternating rounds, {} (torch {}){}",
+            self.threads,
+            self.tiles,
+            self.rounds,
+            self.cpu,
+            self.torch_version,
+            if self.data_synthetic.is_some() {
+                "; SYNTHETIC data"
+            } else {
+                ""
+            }
+        );
+        Table::from_strings(
+            &[
+                "model",
+                "batch",
+                "pcam epoch img/s",
+                "PyTorch epoch img/s",
+                "pcam / PyTorch",
+                "pcam compute-only img/s",
+                "PyTorch compute-only img/s",
+                "pcam epoch / its compute-only",
+            ],
+            cols,
+            &caption,
+        )
+    }
+}
+
+#[cfg(test)]
+mod train_comparison_tests {
+    use super::*;
+
+    #[test]
+    fn the_committed_training_comparison_reads_and_renders() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("results/bench/train-vs-pytorch.json");
+        let c = TrainComparison::read(&p).unwrap();
+        assert_eq!(c.rows.len(), 4);
+        for r in &c.rows {
+            let ratio = r.pcam_epoch_images_per_second / r.pytorch_epoch_images_per_second;
+            assert!((ratio - r.ratio).abs() < 1e-9, "{r:?}");
+        }
+        let md = c.table().unwrap().to_markdown();
+        assert!(
+            md.contains("SYNTHETIC") && md.contains("pcam / PyTorch"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn another_result_file_is_refused_in_one_line() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("results/bench/pytorch-comparison.json");
+        let e = TrainComparison::read(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("pytorch-comparison.json") && e.lines().count() == 1,
+            "{e}"
+        );
+    }
+}
