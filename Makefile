@@ -4,7 +4,7 @@ SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 
 .DEFAULT_GOAL := help
-.PHONY: help setup build check demo test test-slow test-root test-slurm fuzz bench bench-compare lint fmt clean notebooks notebooks-check journal-check mlflow mlflow-stop
+.PHONY: help setup build check demo test test-slow test-root test-slurm fuzz bench bench-full bench-compare lint fmt clean notebooks notebooks-check journal-check mlflow mlflow-stop
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ bench: setup ## Benchmarks: synthesis tiles/s; training img/s; audit tiles/s + R
 	@scripts/bench-audit.sh 20000
 	@$(ENV) .venv/bin/python bench/metrics_vs_sklearn.py 10000000
 	@target/release/pcam -q bench throughput
+
+bench-full: setup ## Opt-in: one training epoch on full-size copies (157k float32 course, 262k uint8 gzip); needs ~25 GB in /tmp
+	@scripts/bench-full-scale.sh
 
 bench-compare: setup ## pcam against the PyTorch course loop, same data and threads: batch-1 inference; training epochs
 	@target/release/pcam -q data synth --out data/demo/pcam --variant pcam --seed 7 --force >/dev/null

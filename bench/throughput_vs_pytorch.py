@@ -27,35 +27,16 @@ import time
 import h5py
 import numpy as np
 import torch
-import torch.nn as nn
+
+from pcam_torch import cnn, mlp, write_json_atomic
 
 TARGETS = {"mlp": 2.0, "cnn": 1.3}
 
 
-def mlp(hidden):
-    layers, width = [nn.Flatten()], 96 * 96 * 3
-    for h in hidden:
-        layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(0.2)]
-        width = h
-    return nn.Sequential(*layers, nn.Linear(width, 1))
-
-
-def cnn(channels, hidden):
-    layers, c = [], 3
-    for o in channels:
-        layers += [nn.Conv2d(c, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(), nn.MaxPool2d(2)]
-        c = o
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-    for h in hidden:
-        layers += [nn.Linear(c, h), nn.ReLU(), nn.Dropout(0.1)]
-        c = h
-    return nn.Sequential(*layers, nn.Linear(c, 1))
-
-
 def build(m):
     if m["kind"] == "mlp":
-        return mlp(m["hidden"])
-    return cnn(m["channels"], m["hidden"])
+        return mlp(m["hidden"], 0.2)
+    return cnn(m["channels"], m["hidden"], 0.1)
 
 
 def pytorch_images_per_second(model, x, mean, std, seconds):
@@ -157,12 +138,7 @@ def main():
         print(f"| {r['architecture']} | {r['pcam_images_per_second']:.0f} | "
               f"{r['pytorch_images_per_second']:.0f} | {r['ratio']:.2f}x | {tgt} |")
     if args.out:
-        os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-        tmp = args.out + ".tmp"
-        with open(tmp, "w") as fh:
-            json.dump(result, fh, indent=2)
-        os.replace(tmp, args.out)
-        print(f"wrote {args.out}")
+        write_json_atomic(args.out, result)
     return 0 if ok else 1
 
 

@@ -45,6 +45,8 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset
 
+from pcam_torch import cnn, mlp, write_json_atomic
+
 TARGETS = {"mlp": 1.25, "cnn": 1.3}
 PIPELINE_TARGET = 0.95
 # The models, as pcam's configs name them: the course's baseline MLP and pcam's demo CNN.
@@ -52,27 +54,6 @@ MODELS = {
     "mlp": {"kind": "mlp", "hidden": [64, 32], "channels": [], "dropout": 0.2},
     "cnn": {"kind": "cnn", "hidden": [64], "channels": [16, 32, 64], "dropout": 0.1},
 }
-
-
-def mlp(hidden, dropout):
-    layers, width = [nn.Flatten()], 96 * 96 * 3
-    for h in hidden:
-        layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(dropout)]
-        width = h
-    return nn.Sequential(*layers, nn.Linear(width, 1))
-
-
-def cnn(channels, hidden, dropout):
-    layers, c = [], 3
-    for o in channels:
-        layers += [nn.Conv2d(c, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(),
-                   nn.MaxPool2d(2)]
-        c = o
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-    for h in hidden:
-        layers += [nn.Linear(c, h), nn.ReLU(), nn.Dropout(dropout)]
-        c = h
-    return nn.Sequential(*layers, nn.Linear(c, 1))
 
 
 def build(m):
@@ -107,39 +88,42 @@ class H5Tiles(Dataset):
         return (t - self.mean) / self.std, label
 
 
+class Trainer:
+    """The course's training step: zero_grad, forward, BCEWithLogitsLoss, backward,
+    torch.optim.Adam, `loss.item()`; returns the batch's images."""
+
+    def __init__(self, model):
+        self.model = model.train()
+        self.opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        self.loss_fn = nn.BCEWithLogitsLoss()
+
+    def step(self, x, y):
+        self.opt.zero_grad()
+        loss = self.loss_fn(self.model(x).squeeze(1), y)
+        loss.backward()
+        self.opt.step()
+        loss.item()
+        return len(y)
+
+
 def torch_epoch(model, loader, epochs=2):
     """Images/s of the last of `epochs` training epochs over `loader`."""
-    model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = nn.BCEWithLogitsLoss()
+    t = Trainer(model)
     for _ in range(epochs):
         seen, t0 = 0, time.perf_counter()
         for x, y in loader:
-            opt.zero_grad()
-            loss = loss_fn(model(x).squeeze(1), y)
-            loss.backward()
-            opt.step()
-            loss.item()
-            seen += len(y)
+            seen += t.step(x, y)
     return seen / (time.perf_counter() - t0)
 
 
 def torch_compute_only(model, batches, steps):
     """Images/s of `steps` training steps on batches already in memory (after 5 warm-up)."""
-    model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = nn.BCEWithLogitsLoss()
-    t0, seen = None, 0
-    for k in range(steps + 5):
-        if k == 5:
-            t0, seen = time.perf_counter(), 0
-        x, y = batches[k % len(batches)]
-        opt.zero_grad()
-        loss = loss_fn(model(x).squeeze(1), y)
-        loss.backward()
-        opt.step()
-        loss.item()
-        seen += len(y)
+    t = Trainer(model)
+    for k in range(5):
+        t.step(*batches[k % len(batches)])
+    seen, t0 = 0, time.perf_counter()
+    for k in range(steps):
+        seen += t.step(*batches[k % len(batches)])
     return seen / (time.perf_counter() - t0)
 
 
@@ -256,12 +240,7 @@ def main():
     print("all targets met" if ok else "targets NOT met: " + ", ".join(
         f"{r['model']} batch {r['batch_size']}" for r in rows if not r["met"]))
     if args.out:
-        os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-        tmp = args.out + ".tmp"
-        with open(tmp, "w") as fh:
-            json.dump(result, fh, indent=2)
-        os.replace(tmp, args.out)
-        print(f"wrote {args.out}")
+        write_json_atomic(args.out, result)
     return 0 if ok else 1
 
 

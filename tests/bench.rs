@@ -33,6 +33,28 @@ fn bench_train_metrics_and_info_run_and_write_their_json() {
     assert!(info["hdf5_version"].as_str().unwrap().starts_with("1."));
 }
 
+/// Runs `bench/<script>` with `args` in `p` and `--out cmp.json`, and reads the result.
+/// Exit 1 means "a speed target was not met": a verdict on the measurement, which on
+/// tiny data and short rounds means nothing; anything else, or no result file, fails.
+fn comparison(p: &std::path::Path, script: &str, args: &[&str]) -> serde_json::Value {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let o = std::process::Command::new(venv_python())
+        .arg(root.join("bench").join(script))
+        .args(["--pcam", env!("CARGO_BIN_EXE_pcam")])
+        .args(args)
+        .args(["--out", "cmp.json"])
+        .current_dir(p)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)) && out.contains("wrote cmp.json"),
+        "{script}: {out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(p.join("cmp.json")).unwrap()).unwrap()
+}
+
 #[test]
 fn the_pytorch_comparison_script_runs_on_tiny_data() {
     let d = tempfile::tempdir().unwrap();
@@ -41,15 +63,14 @@ fn the_pytorch_comparison_script_runs_on_tiny_data() {
         p,
         "-q data synth --out data --sizes train=32,valid=32,test=32 --seed 3",
     );
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let o = std::process::Command::new(venv_python())
-        .arg(root.join("bench/throughput_vs_pytorch.py"))
-        .args(["--pcam", env!("CARGO_BIN_EXE_pcam")])
-        .args([
+    let spec =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/bench/throughput.yaml");
+    let j = comparison(
+        p,
+        "throughput_vs_pytorch.py",
+        &[
             "--spec",
-            root.join("configs/bench/throughput.yaml").to_str().unwrap(),
-        ])
-        .args([
+            spec.to_str().unwrap(),
             "--data",
             "data",
             "--threads",
@@ -58,21 +79,8 @@ fn the_pytorch_comparison_script_runs_on_tiny_data() {
             "0.05",
             "--rounds",
             "1",
-        ])
-        .args(["--out", "cmp.json"])
-        .current_dir(p)
-        .output()
-        .unwrap();
-    // Exit 1 means "a speed target was not met" — a verdict on the measurement, which
-    // on 0.05 s rounds means nothing; anything else, or no result file, is a failure.
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        matches!(o.status.code(), Some(0 | 1)) && out.contains("wrote cmp.json"),
-        "{out}{}",
-        String::from_utf8_lossy(&o.stderr)
+        ],
     );
-    let j: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(p.join("cmp.json")).unwrap()).unwrap();
     assert!(j.to_string().contains("pytorch"), "{j}");
 }
 
@@ -84,25 +92,24 @@ fn the_training_comparison_script_runs_on_tiny_data() {
         p,
         "-q data synth --out data --variant course --sizes train=48,valid=16,test=16 --seed 3",
     );
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let o = std::process::Command::new(venv_python())
-        .arg(root.join("bench/train_vs_pytorch.py"))
-        .args(["--pcam", env!("CARGO_BIN_EXE_pcam")])
-        .args(["--data", "data", "--threads", "1", "--batch-sizes", "8"])
-        .args(["--models", "mlp", "--rounds", "1", "--steps", "2"])
-        .args(["--out", "cmp.json"])
-        .current_dir(p)
-        .output()
-        .unwrap();
-    // Exit 1 is the verdict "a target was not met", meaningless on 48 tiles.
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        matches!(o.status.code(), Some(0 | 1)) && out.contains("wrote cmp.json"),
-        "{out}{}",
-        String::from_utf8_lossy(&o.stderr)
+    let j = comparison(
+        p,
+        "train_vs_pytorch.py",
+        &[
+            "--data",
+            "data",
+            "--threads",
+            "1",
+            "--batch-sizes",
+            "8",
+            "--models",
+            "mlp",
+            "--rounds",
+            "1",
+            "--steps",
+            "2",
+        ],
     );
-    let j: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(p.join("cmp.json")).unwrap()).unwrap();
     let row = &j["rows"][0];
     assert_eq!(j["kind"], "pcam-vs-pytorch-train-epoch");
     assert!(j["data_synthetic"].is_string(), "{j}");

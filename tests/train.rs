@@ -177,6 +177,10 @@ fn the_run_folder_holds_config_manifest_history_checkpoints_and_metrics() {
     assert_eq!(m["torch"]["threads"], 1);
     assert_eq!(m["data_sha256"].as_object().unwrap().len(), 6);
     assert!(m["data_synthetic"].as_str().unwrap().contains("SYNTHETIC"));
+    for k in ["load", "hash"] {
+        let s = m["startup_seconds"][k].as_f64().unwrap();
+        assert!(s > 0.0 && s.is_finite(), "startup_seconds.{k} = {s}");
+    }
     let sha = std::fs::read_to_string(run.join("config.sha256")).unwrap();
     assert!(sha.starts_with(m["config_sha256"].as_str().unwrap()));
     let steps = std::fs::read_to_string(run.join("history/steps.csv")).unwrap();

@@ -195,6 +195,19 @@ pub struct Manifest {
     pub slurm_partition: Option<String>,
     pub hostname: Option<String>,
     pub started_utc: String,
+    /// Wall-clock seconds before the first step (a fact about the machine, never
+    /// compared): reading the splits into memory, hashing the data files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup_seconds: Option<StartupSeconds>,
+}
+
+/// Where a run's time before its first step went, in seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct StartupSeconds {
+    /// Reading the train and valid splits into memory (decoding and checking pixels).
+    pub load: f64,
+    /// SHA-256 of every data file listed in `data_sha256`.
+    pub hash: f64,
 }
 
 impl Manifest {
@@ -205,10 +218,12 @@ impl Manifest {
         device: tch::Device,
         data_files: &[PathBuf],
     ) -> Result<Manifest> {
+        let t0 = std::time::Instant::now();
         let mut data_sha256 = std::collections::BTreeMap::new();
         for f in data_files {
             data_sha256.insert(f.display().to_string(), crate::fsutil::sha256_file(f)?);
         }
+        let hash = t0.elapsed().as_secs_f64();
         let git = |args: &[&str]| {
             Command::new("git")
                 .args(args)
@@ -235,6 +250,7 @@ impl Manifest {
             slurm_partition: std::env::var("SLURM_JOB_PARTITION").ok(),
             hostname: hostname(),
             started_utc: utc_stamp(),
+            startup_seconds: Some(StartupSeconds { load: 0.0, hash }),
         })
     }
 }

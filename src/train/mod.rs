@@ -97,8 +97,10 @@ pub fn fit(cfg: &ResolvedConfig, run: &RunDir, options: FitOptions) -> Result<Fi
     let pins = seeds.apply_to_torch(c.train.threads);
     let device = crate::device::select(c.train.device)?;
     let opts = c.data.open_options(progress);
+    let loading = std::time::Instant::now();
     let train = Arc::new(plan.tiles(SplitName::Train, &opts)?);
     let valid = plan.tiles(SplitName::Valid, &opts)?;
+    let load_seconds = loading.elapsed().as_secs_f64();
     if train.is_empty() || valid.is_empty() {
         return Err(Error::bad_file(
             &c.data.dir,
@@ -111,10 +113,11 @@ pub fn fit(cfg: &ResolvedConfig, run: &RunDir, options: FitOptions) -> Result<Fi
             .flat_map(|s| ["x", "y", "meta"].map(|k| c.data.dir.join(s.file_name(k))))
             .filter(|p| p.exists())
             .collect();
-        run.write_json(
-            "manifest.json",
-            &Manifest::collect(cfg, pins, device, &files)?,
-        )?;
+        let mut manifest = Manifest::collect(cfg, pins, device, &files)?;
+        if let Some(s) = manifest.startup_seconds.as_mut() {
+            s.load = load_seconds;
+        }
+        run.write_json("manifest.json", &manifest)?;
     }
 
     let mut learner = Learner::new(c.model.build(device), &c.train);
