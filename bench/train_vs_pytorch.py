@@ -63,14 +63,19 @@ def build(m):
 
 
 class H5Tiles(Dataset):
-    """The course's Dataset: one h5py read per tile, opened lazily."""
+    """The course's Dataset: one h5py read per tile, opened lazily; pixels scaled to [0, 1]
+    (the copy may store 0..255 or 0..1) and normalised per channel with statistics of the
+    first 256 tiles."""
 
-    def __init__(self, data, mean, std):
+    def __init__(self, data):
         self.xp = os.path.join(data, "camelyonpatch_level_2_split_train_x.h5")
         self.yp = os.path.join(data, "camelyonpatch_level_2_split_train_y.h5")
         with h5py.File(self.xp, "r") as f:
             self.n = f["x"].shape[0]
-            self.scale = 1.0 if f["x"].dtype.kind == "f" and float(np.nanmax(f["x"][:8])) <= 1.5 else 255.0
+            first = np.nan_to_num(np.asarray(f["x"][: min(256, self.n)], dtype=np.float64))
+        self.scale = 1.0 if first.max() <= 1.5 else 255.0
+        first = np.clip(first / self.scale, 0, 1)
+        mean, std = first.mean(axis=(0, 1, 2)), first.std(axis=(0, 1, 2)) + 1e-6
         self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
         self.x = self.y = None
@@ -175,12 +180,7 @@ def main():
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    with h5py.File(os.path.join(args.data, "camelyonpatch_level_2_split_train_x.h5"), "r") as f:
-        first = np.nan_to_num(np.asarray(f["x"][: min(256, f["x"].shape[0])], dtype=np.float64))
-    scale = 1.0 if first.max() <= 1.5 else 255.0
-    first = np.clip(first / scale, 0, 1)
-    mean, std = first.mean(axis=(0, 1, 2)).tolist(), (first.std(axis=(0, 1, 2)) + 1e-6).tolist()
-    dataset = H5Tiles(args.data, mean, std)
+    dataset = H5Tiles(args.data)
     synthetic = os.path.isfile(os.path.join(args.data, "synthetic.json"))
 
     runs = {}

@@ -31,16 +31,12 @@ fn the_benchmark_and_a_real_epoch_agree() {
         .unwrap()
         .unwrap()
         .path();
-    let epochs = std::fs::read_to_string(run.join("history/epochs.csv")).unwrap();
-    let header: Vec<&str> = epochs.lines().next().unwrap().split(',').collect();
-    let col = header
+    let history = pcam::run::RunDir::open(&run).unwrap().history().unwrap();
+    assert_eq!(history.epochs.len(), 3);
+    let train_rate = history
+        .epochs
         .iter()
-        .position(|h| *h == "images_per_second")
-        .unwrap();
-    let train_rate = epochs
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').nth(col).unwrap().parse::<f64>().unwrap())
+        .map(|e| e.images_per_second)
         .fold(0.0, f64::max);
 
     ok(

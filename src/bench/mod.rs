@@ -134,9 +134,9 @@ pub fn train_throughput(
         }
     }
     let order: Vec<usize> = (0..steps * bs).map(|i| i % train.len()).collect();
+    let aug = c.train.augment.then_some((&seeds, 0));
     let t0 = Instant::now();
     for idx in order.chunks(bs) {
-        let aug = c.train.augment.then_some((&seeds, 0));
         let _ = std::hint::black_box(loader::make_tensor_batch(train, idx, &norm, aug));
     }
     let assembly = (steps * bs) as f64 / t0.elapsed().as_secs_f64();

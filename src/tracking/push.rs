@@ -6,6 +6,7 @@
 
 use super::client::{Client, Metric, RemoteRun};
 use super::state::{ServerState, TrackingFile, FILE};
+use crate::data::SplitName;
 use crate::error::{Error, Result};
 use crate::eval::EvalReport;
 use crate::run::{Manifest, RunDir};
@@ -263,18 +264,16 @@ fn eval_metrics(r: &EvalReport, at_ms: i64) -> Vec<Metric> {
         .collect()
 }
 
-/// The evaluations of a run: `eval-<split>.json` for each split that has one, read
-/// typed (a malformed one is an error naming the file). Other `eval-*.json` files are
-/// not evaluations of pcam's and go up as artifacts only.
-fn evaluations(run: &RunDir) -> Result<Vec<(String, EvalReport)>> {
-    let mut out = Vec::new();
-    for split in crate::data::SplitName::ALL {
-        let name = format!("eval-{split}.json");
-        if run.path.join(&name).is_file() {
-            out.push((name.clone(), run.read_json(&name)?));
-        }
-    }
-    Ok(out)
+/// The evaluation files of a run: `eval-<split>.json` for each split that has one (read
+/// typed by `eval::read_report` when their content changed; a malformed one is then an
+/// error naming the file). Other `eval-*.json` files are not evaluations of pcam's and go
+/// up as artifacts only.
+fn evaluation_files(run: &RunDir) -> Vec<(SplitName, String)> {
+    SplitName::ALL
+        .into_iter()
+        .map(|split| (split, format!("eval-{split}.json")))
+        .filter(|(_, name)| run.path.join(name).is_file())
+        .collect()
 }
 
 /// Files of the run folder to upload (relative, `/`-separated, sorted): everything but
@@ -415,10 +414,10 @@ fn push_parts(
         return Ok(());
     }
 
-    for (name, report) in evaluations(run)? {
+    for (split, name) in evaluation_files(run) {
         let sha = crate::fsutil::sha256_file(&run.path.join(&name))?;
         if st.evals.get(&name) != Some(&sha) {
-            let m = eval_metrics(&report, snap.end_ms);
+            let m = eval_metrics(&crate::eval::read_report(run, split)?, snap.end_ms);
             client.log_batch(&id, &[], &[], &m)?;
             pushed.metrics += m.len();
             st.evals.insert(name, sha);
@@ -511,7 +510,8 @@ mod tests {
         let mut seen = 0;
         for dir in folders {
             let run = RunDir { path: dir.clone() };
-            for (name, report) in evaluations(&run).unwrap() {
+            for (split, name) in evaluation_files(&run) {
+                let report = crate::eval::read_report(&run, split).unwrap();
                 let typed = eval_metrics(&report, 7);
                 assert!(typed.iter().all(|m| m.timestamp == 7 && m.step == 0));
                 assert_eq!(
@@ -542,7 +542,7 @@ mod tests {
         let run = RunDir {
             path: d.path().to_path_buf(),
         };
-        let report = crate::eval::read_report(&run, crate::data::SplitName::Test).unwrap();
+        let report = crate::eval::read_report(&run, SplitName::Test).unwrap();
         assert!(report.roc_auc.is_none() && report.precision.is_nan());
         let (lo, hi) = report.ci95["recall"];
         assert!(lo.is_nan() && hi.is_nan());
@@ -560,9 +560,15 @@ mod tests {
             path: d.path().to_path_buf(),
         };
         std::fs::write(d.path().join("eval-notes.json"), "{\"x\": 1}").unwrap();
-        assert!(evaluations(&run).unwrap().is_empty());
+        assert!(evaluation_files(&run).is_empty());
         std::fs::write(d.path().join("eval-valid.json"), "{\"split\": \"valid\"}").unwrap();
-        let e = evaluations(&run).unwrap_err().to_string();
+        assert_eq!(
+            evaluation_files(&run),
+            [(SplitName::Valid, "eval-valid.json".into())]
+        );
+        let e = crate::eval::read_report(&run, SplitName::Valid)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("eval-valid.json"), "{e}");
         assert_eq!(e.lines().count(), 1, "{e}");
     }

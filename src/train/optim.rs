@@ -26,7 +26,23 @@ const BETA1: f64 = 0.9;
 const BETA2: f64 = 0.999;
 const EPS: f64 = 1e-8;
 /// Below this many weights a parameter is updated on one thread.
-pub(super) const SPLIT_MIN: usize = 1 << 16;
+const SPLIT_MIN: usize = 1 << 16;
+
+/// libtorch's pinned intra-op thread count (at least 1): how many pieces a pass over host
+/// memory is split into.
+pub(super) fn pinned_threads() -> usize {
+    usize::try_from(tch::get_num_threads()).unwrap_or(1).max(1)
+}
+
+/// The piece length of a pass over `n` elements split over `threads` (the whole of it
+/// below [`SPLIT_MIN`] or on one thread).
+pub(super) fn chunk_len(n: usize, threads: usize) -> usize {
+    if threads < 2 || n < SPLIT_MIN {
+        n
+    } else {
+        n.div_ceil(threads)
+    }
+}
 
 /// An optimiser and its per-parameter state.
 pub struct Optimizer {
@@ -178,7 +194,7 @@ impl Optimizer {
             bc2: (1.0 - BETA2.powi(t)) as f32,
             eps: EPS as f32,
         };
-        let threads = usize::try_from(tch::get_num_threads()).unwrap_or(1).max(1);
+        let threads = pinned_threads();
         tch::no_grad(|| {
             for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {
                 if !g.defined() {
@@ -230,11 +246,7 @@ impl Optimizer {
         // training step is single-threaded outside libtorch, under no_grad), and the
         // slices are dropped before libtorch touches the scratch tensor.
         let host = |j: usize| unsafe { std::slice::from_raw_parts_mut(views[j].0, n) };
-        let chunk = if threads < 2 || n < SPLIT_MIN {
-            n
-        } else {
-            n.div_ceil(threads)
-        };
+        let chunk = chunk_len(n, threads);
         match k.kind {
             OptimizerKind::Sgd => {
                 let (p, g, m) = (host(0), &*host(1), host(2));

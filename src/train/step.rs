@@ -185,12 +185,7 @@ fn sum_of_squares(g: &Tensor, buffer: &mut Option<Tensor>) -> f64 {
                 std::slice::from_raw_parts_mut(out.data_ptr() as *mut f64, n),
             )
         };
-        let threads = usize::try_from(tch::get_num_threads()).unwrap_or(1).max(1);
-        let chunk = if threads < 2 || n < super::optim::SPLIT_MIN {
-            n
-        } else {
-            n.div_ceil(threads)
-        };
+        let chunk = super::optim::chunk_len(n, super::optim::pinned_threads());
         std::thread::scope(|sc| {
             for (g, o) in g.chunks(chunk).zip(o.chunks_mut(chunk)) {
                 sc.spawn(move || {
