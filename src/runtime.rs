@@ -38,18 +38,39 @@ pub fn background_priority() {
     }
 }
 
+/// Whether the command line `args` (without the program name) names a command that
+/// trains while a background thread assembles batches — `train`, `search …`, `twin-run`,
+/// `bench train` — read the way clap reads it (options before a subcommand skipped).
+/// Used before `main`, where clap cannot run yet; a test checks it against the parsed
+/// command's `computes()`.
+pub fn trains_from_args<'a>(args: impl IntoIterator<Item = &'a [u8]>) -> bool {
+    let mut words = args.into_iter().filter(|a| !a.starts_with(b"-"));
+    match words.next() {
+        Some(b"train" | b"search" | b"twin-run") => true,
+        Some(b"bench") => words.next() == Some(b"train".as_slice()),
+        _ => false,
+    }
+}
+
+/// The environment variables through which a user chooses libgomp's wait policy; when
+/// either is set, pcam leaves the policy to them.
+pub const OPENMP_POLICY_VARS: [&str; 2] = ["OMP_WAIT_POLICY", "GOMP_SPINCOUNT"];
+
 /// libgomp (libtorch's CPU thread pool) reads its wait policy once, when the library
 /// loads, and by default its idle workers spin for a while after every parallel region —
-/// taking the cores the batch-assembly thread needs. Commands that train call
-/// this first: unless the user chose `OMP_WAIT_POLICY` or `GOMP_SPINCOUNT`, the process
+/// taking the cores the batch-assembly thread needs. The binary sets
+/// `OMP_WAIT_POLICY=PASSIVE` for commands that train before any library initialiser runs
+/// (an ELF pre-initialiser, see `main.rs`); this is the fallback for when that did not
+/// happen: unless the user chose `OMP_WAIT_POLICY` or `GOMP_SPINCOUNT`, the process
 /// re-executes itself (same PID, same arguments) with `OMP_WAIT_POLICY=PASSIVE`. Only
 /// scheduling changes, never a result. Returns when nothing needs doing or exec failed.
 pub fn passive_openmp() {
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;
-        if std::env::var_os("OMP_WAIT_POLICY").is_some()
-            || std::env::var_os("GOMP_SPINCOUNT").is_some()
+        if OPENMP_POLICY_VARS
+            .iter()
+            .any(|v| std::env::var_os(v).is_some())
         {
             return;
         }

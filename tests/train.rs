@@ -835,3 +835,54 @@ fn the_committed_demo_model_predicts() {
         "config.yaml no longer resolves to config.sha256"
     );
 }
+
+/// libgomp prints its settings at load time under OMP_DISPLAY_ENV=verbose: one block per
+/// process start, with the spin count its wait policy gave (0 = PASSIVE, 300000 = its
+/// default, 30000000000 = ACTIVE). A failing command is enough: libgomp loads first.
+fn openmp_starts(args: &[&str], env: &[(&str, &str)], underscore: bool) -> Vec<String> {
+    let d = tempfile::tempdir().unwrap();
+    let mut c = pcam_command(d.path(), args, &[]);
+    c.env("OMP_DISPLAY_ENV", "verbose")
+        .env_remove("OMP_WAIT_POLICY")
+        .env_remove("GOMP_SPINCOUNT")
+        .envs(env.iter().copied());
+    if underscore {
+        c.env("_", env!("CARGO_BIN_EXE_pcam"));
+    } else {
+        c.env_remove("_");
+    }
+    let o = c.output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("GOMP_SPINCOUNT = "))
+        .map(|v| v.trim_matches('\'').to_string())
+        .collect()
+}
+
+#[test]
+fn training_commands_start_libgomp_passive_once_and_others_keep_its_default() {
+    let train = ["-q", "train", "data.dir=missing"];
+    // The policy is set before libgomp loads: one start, not a re-execution.
+    assert_eq!(openmp_starts(&train, &[], true), ["0"]);
+    assert_eq!(
+        openmp_starts(&["bench", "-q", "train", "data.dir=missing"], &[], true),
+        ["0"]
+    );
+    // Without `_` in the environment the process re-executes itself, as before.
+    assert_eq!(openmp_starts(&train, &[], false), ["300000", "0"]);
+    // A user's choice is left alone; commands that do not train keep libgomp's default.
+    assert_eq!(
+        openmp_starts(&train, &[("OMP_WAIT_POLICY", "ACTIVE")], true),
+        ["30000000000"]
+    );
+    assert_eq!(
+        openmp_starts(&["-q", "eval", "--run", "missing"], &[], true),
+        ["300000"]
+    );
+}

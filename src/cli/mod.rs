@@ -173,3 +173,45 @@ fn server_uri(uri: Option<String>) -> Result<String> {
         None => anyhow::bail!("give --uri or set MLFLOW_TRACKING_URI"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pre_main_reading_of_the_command_line_agrees_with_clap() {
+        // What main.rs decides before libgomp loads (from raw argv) must be what the
+        // parsed command says (Command::computes), for every command and option order.
+        let lines = [
+            "train",
+            "-q train",
+            "train -q --config x.yaml",
+            "train --resume runs/a/b",
+            "--quiet train a=1",
+            "search --config s.yaml --workers 2",
+            "-q search trial --sweep d --index 3 --epochs 2",
+            "twin-run --out d",
+            "bench train",
+            "bench -q train --models mlp",
+            "-q bench train --steps 3",
+            "bench throughput",
+            "bench metrics",
+            "eval --run runs/x",
+            "predict --run runs/x --out p.csv x.h5",
+            "data synth --out d",
+            "info",
+            "config show",
+            "report bench",
+        ];
+        for line in lines {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let cli = Cli::try_parse_from(std::iter::once("pcam").chain(words.iter().copied()))
+                .unwrap_or_else(|e| panic!("pcam {line}: {e}"));
+            assert_eq!(
+                pcam::runtime::trains_from_args(words.iter().map(|w| w.as_bytes())),
+                cli.command.computes(),
+                "pcam {line}"
+            );
+        }
+    }
+}
