@@ -53,7 +53,7 @@ journal-check: setup ## Fail on stale journal tables, missing figures/notebooks,
 bench: setup ## Benchmarks: synthesis tiles/s; training img/s; audit tiles/s + RSS; ROC-AUC/AP vs scikit-learn; throughput sweep
 	@$(ENV) cargo bench --locked --bench synth
 	@target/release/pcam -q data synth --out data/demo/pcam --variant pcam --seed 7 --force >/dev/null
-	@target/release/pcam -q bench train --config configs/model/cnn.yaml train.batch_size=32 train.threads=2
+	@for m in mlp cnn; do target/release/pcam -q bench train --config configs/model/$$m.yaml train.batch_size=32 train.threads=2 || exit 1; done
 	@scripts/bench-audit.sh 20000
 	@$(ENV) .venv/bin/python bench/metrics_vs_sklearn.py 10000000
 	@target/release/pcam -q bench throughput

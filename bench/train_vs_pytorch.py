@@ -25,7 +25,7 @@ epoch >= 95% of its own compute-only bound. Exit 1 when a target is missed (the 
 which), 0 when all are met.
 
 Usage: bench/train_vs_pytorch.py [--pcam target/release/pcam] [--data data/demo/course]
-       [--threads 2] [--batch-sizes 32,128] [--models mlp,cnn] [--rounds 2]
+       [--threads 2] [--batch-sizes 32,128] [--models mlp,mlp512,cnn] [--rounds 2]
        [--steps 40] [--out results/bench/train-vs-pytorch.json]
 """
 import argparse
@@ -155,7 +155,7 @@ def pcam_epoch(args, m, b, root):
 
 def pcam_bench(args, m, b, root):
     out = os.path.join(root, "bench.json")
-    subprocess.run([args.pcam, "-q", "bench", "train", "--models", m["kind"], "--steps",
+    subprocess.run([args.pcam, "-q", "bench", "train", "--steps",
                     str(args.steps), "--json", out, *overrides(args, m, b)],
                    check=True, stdout=subprocess.DEVNULL)
     with open(out) as f:
@@ -169,7 +169,7 @@ def main():
     ap.add_argument("--data", default="data/demo/course")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-sizes", default="32,128")
-    ap.add_argument("--models", default="mlp,cnn")
+    ap.add_argument("--models", default="mlp,mlp512,cnn")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--steps", type=int, default=40, help="timed steps of each compute-only bound")
     ap.add_argument("--out", default=None)

@@ -41,7 +41,7 @@ fn the_benchmark_and_a_real_epoch_agree() {
 
     ok(
         p,
-        &format!("-q bench train --models mlp --steps 30 --json bench.json {common}"),
+        &format!("-q bench train --steps 30 --json bench.json {common}"),
     );
     let rows: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(p.join("bench.json")).unwrap()).unwrap();

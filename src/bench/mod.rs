@@ -8,7 +8,7 @@
 pub mod report;
 pub mod throughput;
 
-use crate::config::{ModelConfig, ResolvedConfig};
+use crate::config::ResolvedConfig;
 use crate::data::loader::{self, NormStats, TensorBatch, Tiles};
 use crate::seed::Seeds;
 use crate::train::checkpoint::TrainState;
@@ -70,18 +70,14 @@ impl TrainThroughput {
     }
 }
 
-/// Measures `steps` training steps of `model` both ways, alternating, best of [`ROUNDS`],
+/// Measures `steps` training steps of the config's model both ways, alternating, best of [`ROUNDS`],
 /// through [`crate::train::run_steps`], the loop `pcam train` runs: the pipeline reads
 /// the epochs' batches as training does ([`crate::train::epoch_batches`]: seeded order,
 /// background assembly and augmentation), compute-only replays eight of those batches
 /// already in memory. Step records and the (hidden) progress bar are kept as in training.
-pub fn train_throughput(
-    cfg: &ResolvedConfig,
-    model: &ModelConfig,
-    train: &Arc<Tiles>,
-    steps: usize,
-) -> TrainThroughput {
+pub fn train_throughput(cfg: &ResolvedConfig, train: &Arc<Tiles>, steps: usize) -> TrainThroughput {
     let c = &cfg.config;
+    let model = &c.model;
     let seeds = Seeds::new(c.seed);
     seeds.apply_to_torch(c.train.threads);
     let device = tch::Device::Cpu;

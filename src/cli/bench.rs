@@ -65,36 +65,18 @@ pub enum BenchCmd {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
-    /// Training images/s, whole pipeline vs compute only, for MLP [64,32] and the CNN.
+    /// Training images/s of the config's model, as `pcam train` with the same config and
+    /// overrides builds and trains it: whole pipeline vs compute only, ms per step.
     Train {
         #[command(flatten)]
         config: ConfigArgs,
         /// Timed steps per measurement (after 5 warm-up steps), in each of 5 rounds.
         #[arg(long, default_value_t = 40)]
         steps: usize,
-        /// Which models (comma-separated): the MLP [64,32] and/or the config's CNN.
-        #[arg(long, value_enum, value_delimiter = ',', default_value = "mlp,cnn")]
-        models: Vec<BenchModel>,
         /// Also write the table as JSON here.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
     },
-}
-
-/// `--models` values of `pcam bench train`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BenchModel {
-    Mlp,
-    Cnn,
-}
-
-impl From<BenchModel> for pcam::config::ModelKind {
-    fn from(m: BenchModel) -> Self {
-        match m {
-            BenchModel::Mlp => Self::Mlp,
-            BenchModel::Cnn => Self::Cnn,
-        }
-    }
 }
 
 /// `--modes` values: what `pcam bench throughput` times.
@@ -131,32 +113,13 @@ pub fn run(cmd: BenchCmd, progress: Progress) -> Result<()> {
         BenchCmd::Train {
             config,
             steps,
-            models,
             json,
         } => {
             let cfg = config.resolve()?;
             let plan = cfg.config.data.plan()?;
-            let c = &cfg.config;
-            let opts = c.data.open_options(progress);
+            let opts = cfg.config.data.open_options(progress);
             let train = std::sync::Arc::new(plan.tiles(pcam::data::SplitName::Train, &opts)?);
-            let mlp = pcam::config::ModelConfig {
-                kind: pcam::config::ModelKind::Mlp,
-                hidden: vec![64, 32],
-                ..c.model.clone()
-            };
-            let cnn = pcam::config::ModelConfig {
-                kind: pcam::config::ModelKind::Cnn,
-                ..c.model.clone()
-            };
-            let rows: Vec<_> = [mlp, cnn]
-                .iter()
-                .filter(|m| {
-                    models
-                        .iter()
-                        .any(|&k| pcam::config::ModelKind::from(k) == m.kind)
-                })
-                .map(|m| pcam::bench::train_throughput(&cfg, m, &train, steps))
-                .collect();
+            let rows = [pcam::bench::train_throughput(&cfg, &train, steps)];
             print!("{}", pcam::bench::TrainThroughput::markdown(&rows));
             if let Some(p) = json {
                 pcam::fsutil::write_atomic(&p, serde_json::to_string_pretty(&rows)?.as_bytes())?;

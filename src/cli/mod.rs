@@ -192,7 +192,7 @@ mod tests {
             "-q search trial --sweep d --index 3 --epochs 2",
             "twin-run --out d",
             "bench train",
-            "bench -q train --models mlp",
+            "bench -q train --steps 3",
             "-q bench train --steps 3",
             "bench throughput",
             "bench metrics",
