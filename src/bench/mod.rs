@@ -97,7 +97,7 @@ pub fn train_throughput(cfg: &ResolvedConfig, train: &Arc<Tiles>, steps: usize) 
         .collect();
     let replay = |n: usize| (0..n).map(|k| copy(&in_memory[k % in_memory.len()]));
     // Epoch after epoch, as training draws them (each epoch's loader starts when the
-    // previous epoch's batches are used up).
+    // previous epoch's steps are done; training then validates while it fills).
     let mut epochs =
         (0usize..).flat_map(|e| crate::train::epoch_batches(train, &seeds, e, &c.train, norm));
     let mut run = |batches: &mut dyn Iterator<Item = TensorBatch>| {

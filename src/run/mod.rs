@@ -182,6 +182,11 @@ pub struct Manifest {
     pub config_sha256: String,
     /// SHA-256 of every data file read (x, y, meta of train and valid).
     pub data_sha256: std::collections::BTreeMap<String, String>,
+    /// The files of `data_sha256` whose hash came from pcam's fingerprint cache
+    /// (`<data cache>/sha256/`: the same path, device, inode, size, modification and
+    /// change times as when pcam last read and hashed the file) instead of a new read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_sha256_cached: Vec<String>,
     /// The data's own provenance note when it is synthetic.
     pub data_synthetic: Option<String>,
     pub torch_version: String,
@@ -220,8 +225,15 @@ impl Manifest {
     ) -> Result<Manifest> {
         let t0 = std::time::Instant::now();
         let mut data_sha256 = std::collections::BTreeMap::new();
+        let mut data_sha256_cached = Vec::new();
+        let cache = cfg.config.data.cache_dir().join("sha256");
         for f in data_files {
-            data_sha256.insert(f.display().to_string(), crate::fsutil::sha256_file(f)?);
+            let (sha, cached) = crate::fsutil::sha256_file_cached(f, &cache)?;
+            let name = f.display().to_string();
+            if cached {
+                data_sha256_cached.push(name.clone());
+            }
+            data_sha256.insert(name, sha);
         }
         let hash = t0.elapsed().as_secs_f64();
         let git = |args: &[&str]| {
@@ -240,6 +252,7 @@ impl Manifest {
             seed: cfg.config.seed,
             config_sha256: cfg.sha256.clone(),
             data_sha256,
+            data_sha256_cached,
             data_synthetic: crate::data::synth::note(&cfg.config.data.dir),
             torch_version: env!("PCAM_TORCH_VERSION").into(),
             tch_version: "0.24".into(),

@@ -142,6 +142,10 @@ pub fn fit(cfg: &ResolvedConfig, run: &RunDir, options: FitOptions) -> Result<Fi
     let mut stopped_early = false;
 
     let mut paused = false;
+    // The next epoch's loader, started before this epoch's validation: its batches
+    // depend only on the seeds and the epoch, and its thread (idle scheduling class)
+    // fills the queue in the cycles validation and the checkpoint leave free.
+    let mut next: Option<std::sync::mpsc::Receiver<loader::TensorBatch>> = None;
     for epoch in state.epochs_done..c.train.epochs {
         if pause_after.is_some_and(|p| epoch >= p) {
             paused = true;
@@ -152,12 +156,17 @@ pub fn fit(cfg: &ResolvedConfig, run: &RunDir, options: FitOptions) -> Result<Fi
             break;
         }
         let t0 = std::time::Instant::now();
-        let rx = epoch_batches(&train, &seeds, epoch, &c.train, norm);
+        let rx = next
+            .take()
+            .unwrap_or_else(|| epoch_batches(&train, &seeds, epoch, &c.train, norm));
         let label = format!("epoch {}/{}", epoch + 1, c.train.epochs);
         let bar = progress.bar(steps_per_epoch as u64, label.clone(), "steps");
         let done = run_steps(&mut learner, &mut state, rx, &seeds, device, &bar, &label);
         bar.finish_and_clear();
         let train_secs = t0.elapsed().as_secs_f64();
+        if epoch + 1 < c.train.epochs && pause_after.is_none_or(|p| epoch + 1 < p) {
+            next = Some(epoch_batches(&train, &seeds, epoch + 1, &c.train, norm));
+        }
         let (valid_loss, valid_auc, valid_accuracy) =
             evaluate(&learner.model, &valid, &norm, c.train.batch_size, device);
         state.schedule.end_epoch(valid_loss);

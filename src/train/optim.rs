@@ -44,6 +44,22 @@ pub(super) fn chunk_len(n: usize, threads: usize) -> usize {
     }
 }
 
+/// Runs `work` on every piece: the first on the calling thread, the others on scoped
+/// threads (one piece, the common case for small parameters, starts no thread).
+pub(super) fn run_pieces<T: Send>(pieces: impl Iterator<Item = T>, work: impl Fn(T) + Sync) {
+    let work = &work;
+    let mut pieces = pieces;
+    let Some(first) = pieces.next() else {
+        return;
+    };
+    std::thread::scope(|sc| {
+        for p in pieces {
+            sc.spawn(move || work(p));
+        }
+        work(first);
+    });
+}
+
 /// An optimiser and its per-parameter state.
 pub struct Optimizer {
     pub kind: OptimizerKind,
@@ -250,42 +266,32 @@ impl Optimizer {
         match k.kind {
             OptimizerKind::Sgd => {
                 let (p, g, m) = (host(0), &*host(1), host(2));
-                std::thread::scope(|sc| {
-                    for ((p, g), m) in p
-                        .chunks_mut(chunk)
-                        .zip(g.chunks(chunk))
-                        .zip(m.chunks_mut(chunk))
-                    {
-                        sc.spawn(move || k.sgd(p, g, m));
-                    }
-                });
+                let pieces = p
+                    .chunks_mut(chunk)
+                    .zip(g.chunks(chunk))
+                    .zip(m.chunks_mut(chunk));
+                run_pieces(pieces, |((p, g), m)| k.sgd(p, g, m));
             }
             OptimizerKind::Adam | OptimizerKind::Adamw => {
                 {
                     let (p, g, m, v, s) = (host(0), &*host(1), host(2), host(3), host(4));
-                    std::thread::scope(|sc| {
-                        let parts = p
-                            .chunks_mut(chunk)
-                            .zip(g.chunks(chunk))
-                            .zip(m.chunks_mut(chunk))
-                            .zip(v.chunks_mut(chunk))
-                            .zip(s.chunks_mut(chunk));
-                        for ((((p, g), m), v), s) in parts {
-                            sc.spawn(move || k.adam_moments(p, g, m, v, s));
-                        }
+                    let pieces = p
+                        .chunks_mut(chunk)
+                        .zip(g.chunks(chunk))
+                        .zip(m.chunks_mut(chunk))
+                        .zip(v.chunks_mut(chunk))
+                        .zip(s.chunks_mut(chunk));
+                    run_pieces(pieces, |((((p, g), m), v), s)| {
+                        k.adam_moments(p, g, m, v, s)
                     });
                 }
                 let _ = self.scratch[i][0].sqrt_();
                 let (p, m, s) = (host(0), &*host(2), &*host(4));
-                std::thread::scope(|sc| {
-                    for ((p, m), s) in p
-                        .chunks_mut(chunk)
-                        .zip(m.chunks(chunk))
-                        .zip(s.chunks(chunk))
-                    {
-                        sc.spawn(move || k.adam_apply(p, m, s));
-                    }
-                });
+                let pieces = p
+                    .chunks_mut(chunk)
+                    .zip(m.chunks(chunk))
+                    .zip(s.chunks(chunk));
+                run_pieces(pieces, |((p, m), s)| k.adam_apply(p, m, s));
             }
         }
         true

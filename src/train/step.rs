@@ -186,13 +186,9 @@ fn sum_of_squares(g: &Tensor, buffer: &mut Option<Tensor>) -> f64 {
             )
         };
         let chunk = super::optim::chunk_len(n, super::optim::pinned_threads());
-        std::thread::scope(|sc| {
-            for (g, o) in g.chunks(chunk).zip(o.chunks_mut(chunk)) {
-                sc.spawn(move || {
-                    for (o, &x) in o.iter_mut().zip(g) {
-                        *o = f64::from(x * x);
-                    }
-                });
+        super::optim::run_pieces(g.chunks(chunk).zip(o.chunks_mut(chunk)), |(g, o)| {
+            for (o, &x) in o.iter_mut().zip(g) {
+                *o = f64::from(x * x);
             }
         });
     }
