@@ -454,6 +454,9 @@ pub fn comparison_table(path: &Path) -> Result<Table> {
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct TrainComparisonRow {
     pub model: String,
+    /// The architecture compared (absent in files written before it was recorded).
+    #[serde(default)]
+    pub architecture: Option<TrainArchitecture>,
     pub batch_size: usize,
     pub pcam_epoch_images_per_second: f64,
     pub pytorch_epoch_images_per_second: f64,
@@ -467,6 +470,25 @@ pub struct TrainComparisonRow {
 }
 
 /// `bench/train_vs_pytorch.py`'s result file (`results/bench/train-vs-pytorch.json`).
+/// A row's model as the comparison script describes it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct TrainArchitecture {
+    pub kind: String,
+    pub hidden: Vec<usize>,
+    pub channels: Vec<usize>,
+}
+
+impl TrainComparisonRow {
+    /// `mlp [64, 32]`, `cnn [16, 32, 64]`, or the script's name for the model.
+    pub fn label(&self) -> String {
+        match &self.architecture {
+            Some(a) if a.kind == "cnn" => format!("cnn {:?}", a.channels),
+            Some(a) => format!("{} {:?}", a.kind, a.hidden),
+            None => self.model.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct TrainComparison {
     pub kind: String,
@@ -500,7 +522,7 @@ impl TrainComparison {
         let mut cols: Vec<Vec<String>> = vec![vec![]; 8];
         let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
         for r in &self.rows {
-            cols[0].push(r.model.clone());
+            cols[0].push(r.label());
             cols[1].push(r.batch_size.to_string());
             cols[2].push(format!("{:.0}", r.pcam_epoch_images_per_second));
             cols[3].push(format!("{:.0}", r.pytorch_epoch_images_per_second));
