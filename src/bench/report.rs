@@ -579,7 +579,15 @@ mod train_comparison_tests {
     fn the_committed_training_comparison_reads_and_renders() {
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("results/bench/train-vs-pytorch.json");
         let c = TrainComparison::read(&p).unwrap();
-        assert_eq!(c.rows.len(), 4);
+        // Three models (MLP [64,32], MLP [512,256], CNN) at two batch sizes, each
+        // labelled by its architecture.
+        assert_eq!(c.rows.len(), 6);
+        let labels: std::collections::BTreeSet<String> = c.rows.iter().map(|r| r.label()).collect();
+        let expected = ["cnn [16, 32, 64]", "mlp [512, 256]", "mlp [64, 32]"];
+        assert_eq!(
+            labels.iter().map(String::as_str).collect::<Vec<_>>(),
+            expected
+        );
         for r in &c.rows {
             let ratio = r.pcam_epoch_images_per_second / r.pytorch_epoch_images_per_second;
             assert!((ratio - r.ratio).abs() < 1e-9, "{r:?}");
