@@ -47,7 +47,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from pcam_torch import cnn, mlp, write_json_atomic
 
-TARGETS = {"mlp": 1.25, "mlp512": 1.25, "cnn": 1.3}
+TARGETS = {"mlp": 1.25, "cnn": 1.3}  # by model kind
 PIPELINE_TARGET = 0.95
 # The models: the course's baseline MLP, the MLP of pcam's configs/model/mlp.yaml (8x the
 # weights: an update costs as much as the batch's compute at batch 32) and pcam's demo CNN.
@@ -211,12 +211,12 @@ def main():
         med = {k: float(np.median(v)) for k, v in d.items()}
         ratio = med["pcam"] / med["pytorch"]
         pipeline = med["pcam"] / med["pcam_compute"]
-        met = ratio >= TARGETS[name] and pipeline >= PIPELINE_TARGET
+        met = ratio >= TARGETS[MODELS[name]["kind"]] and pipeline >= PIPELINE_TARGET
         ok &= met
         rows.append({"model": name, "architecture": MODELS[name], "batch_size": b,
                      "pcam_epoch_images_per_second": med["pcam"],
                      "pytorch_epoch_images_per_second": med["pytorch"],
-                     "ratio": ratio, "ratio_target": TARGETS[name],
+                     "ratio": ratio, "ratio_target": TARGETS[MODELS[name]["kind"]],
                      "pcam_compute_only_images_per_second": med["pcam_compute"],
                      "pytorch_compute_only_images_per_second": med["pytorch_compute"],
                      "pcam_pipeline_share": pipeline, "pipeline_target": PIPELINE_TARGET,

@@ -842,10 +842,11 @@ fn the_committed_demo_model_predicts() {
 fn openmp_starts(args: &[&str], env: &[(&str, &str)], underscore: bool) -> Vec<String> {
     let d = tempfile::tempdir().unwrap();
     let mut c = pcam_command(d.path(), args, &[]);
-    c.env("OMP_DISPLAY_ENV", "verbose")
-        .env_remove("OMP_WAIT_POLICY")
-        .env_remove("GOMP_SPINCOUNT")
-        .envs(env.iter().copied());
+    c.env("OMP_DISPLAY_ENV", "verbose");
+    for v in pcam::runtime::OPENMP_POLICY_VARS {
+        c.env_remove(v);
+    }
+    c.envs(env.iter().copied());
     if underscore {
         c.env("_", env!("CARGO_BIN_EXE_pcam"));
     } else {

@@ -469,7 +469,6 @@ pub struct TrainComparisonRow {
     pub met: bool,
 }
 
-/// `bench/train_vs_pytorch.py`'s result file (`results/bench/train-vs-pytorch.json`).
 /// A row's model as the comparison script describes it.
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct TrainArchitecture {
@@ -489,6 +488,7 @@ impl TrainComparisonRow {
     }
 }
 
+/// `bench/train_vs_pytorch.py`'s result file (`results/bench/train-vs-pytorch.json`).
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct TrainComparison {
     pub kind: String,

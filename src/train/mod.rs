@@ -146,8 +146,9 @@ pub fn fit(cfg: &ResolvedConfig, run: &RunDir, options: FitOptions) -> Result<Fi
     // depend only on the seeds and the epoch, and its thread (idle scheduling class)
     // fills the queue in the cycles validation and the checkpoint leave free.
     let mut next: Option<std::sync::mpsc::Receiver<loader::TensorBatch>> = None;
+    let pauses_before = |epoch: usize| pause_after.is_some_and(|p| epoch >= p);
     for epoch in state.epochs_done..c.train.epochs {
-        if pause_after.is_some_and(|p| epoch >= p) {
+        if pauses_before(epoch) {
             paused = true;
             break;
         }
@@ -164,7 +165,7 @@ pub fn fit(cfg: &ResolvedConfig, run: &RunDir, options: FitOptions) -> Result<Fi
         let done = run_steps(&mut learner, &mut state, rx, &seeds, device, &bar, &label);
         bar.finish_and_clear();
         let train_secs = t0.elapsed().as_secs_f64();
-        if epoch + 1 < c.train.epochs && pause_after.is_none_or(|p| epoch + 1 < p) {
+        if epoch + 1 < c.train.epochs && !pauses_before(epoch + 1) {
             next = Some(epoch_batches(&train, &seeds, epoch + 1, &c.train, norm));
         }
         let (valid_loss, valid_auc, valid_accuracy) =
