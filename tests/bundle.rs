@@ -26,6 +26,20 @@ fn probabilities(csv: &Path) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// Bytes free for an unprivileged writer on the file system holding `dir` (`df`).
+fn free_bytes(dir: &Path) -> u64 {
+    let o = Command::new("df")
+        .args(["--output=avail", "-B1"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    text.lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("df {}: {text}", dir.display()))
+}
+
 /// Runs `cmd` in `dir` with only a system PATH in the environment.
 fn bare(dir: &Path, cmd: &str, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     Command::new(cmd)
@@ -75,6 +89,23 @@ fn an_unpacked_bundle_predicts_like_the_repository_build_without_it() {
     );
     assert_eq!(std::fs::read(p.join("taken.tar.gz")).unwrap(), b"keep");
 
+    // The archive and its unpacked copy hold libtorch with its CUDA libraries, several
+    // GB each: say so up front instead of failing inside tar on a full disk.
+    let libs: u64 = pcam::bundle::libraries(Path::new(env!("CARGO_BIN_EXE_pcam")))
+        .unwrap()
+        .iter()
+        .map(|l| std::fs::metadata(&l.origin).unwrap().len())
+        .sum();
+    let free = free_bytes(p);
+    assert!(
+        free > 2 * libs + (1 << 30),
+        "this test needs about {:.1} GB free in {} (the archive and its unpacked copy); \
+         {:.1} GB are free",
+        (2 * libs + (1 << 30)) as f64 / 1e9,
+        p.display(),
+        free as f64 / 1e9
+    );
+
     let o = ok(p, "-q bundle --run run --out b.tar.gz");
     assert!(
         o.stdout.contains("(model trained on SYNTHETIC data)"),
@@ -98,6 +129,7 @@ fn an_unpacked_bundle_predicts_like_the_repository_build_without_it() {
     }
     let t = bare(a, "tar", &["-xzf", "b.tar.gz"], &[]);
     assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
+    std::fs::remove_file(a.join("b.tar.gz")).unwrap(); // unpacked: its space back
     let b = a.join("pcam-bundle-run");
     for f in [
         "pcam",
