@@ -496,6 +496,10 @@ pub struct TrainComparison {
     pub tiles: usize,
     pub threads: usize,
     pub rounds: usize,
+    /// Epochs per training run on each side; the best of epochs 2..=`epochs` is kept.
+    /// Absent in files written before the field: the second of two epochs.
+    #[serde(default)]
+    pub epochs: Option<usize>,
     pub cpu: String,
     pub torch_version: String,
     pub rows: Vec<TrainComparisonRow>,
@@ -541,8 +545,14 @@ impl TrainComparison {
                 verdict(r.pcam_pipeline_share >= r.pipeline_target)
             ));
         }
+        let epochs = match self.epochs {
+            Some(e) if e > 2 => {
+                format!("best of epochs 2–{e} of each run; compute-only: best of repeats")
+            }
+            _ => "the second of two".to_string(),
+        };
         let caption = format!(
-            "training epochs (the second of two), Adam, {} threads, {} train tiles, median of {} alternating rounds, {} (torch {}){}",
+            "training epochs ({epochs}), Adam, {} threads, {} train tiles, median of {} alternating rounds, {} (torch {}){}",
             self.threads,
             self.tiles,
             self.rounds,

@@ -259,6 +259,7 @@ mod tests {
 
     #[test]
     fn a_step_reports_its_stages_in_order_and_the_norms_add_up() {
+        let _g = crate::seed::torch_test_lock();
         let mut l = learner(None);
         let (x, y) = batch();
         let mut seen = vec![];
@@ -274,6 +275,8 @@ mod tests {
 
     #[test]
     fn clipping_scales_the_update_to_the_threshold() {
+        // learner() and batch() seed libtorch's global generator.
+        let _g = crate::seed::torch_test_lock();
         // Plain SGD without momentum moves each weight by lr × gradient, so the update's
         // norm is lr × (clipped) gradient norm.
         let (x, y) = batch();
