@@ -87,7 +87,9 @@ impl Seeds {
     }
 }
 
-/// Serialises tests that touch libtorch's process-wide state (generator, threads).
+/// Serialises tests that touch libtorch's process-wide state (generator, threads). Every
+/// unit test that seeds or draws from the global generator, or builds a model (which draws
+/// its initial weights from it), holds it.
 #[cfg(test)]
 pub(crate) fn torch_test_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());

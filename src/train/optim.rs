@@ -417,6 +417,10 @@ mod tests {
 
     #[test]
     fn in_place_updates_are_bitwise_those_of_the_allocating_form() {
+        // Draws from libtorch's global generator: other tests seed it and build models
+        // from it, so hold the lock (a draw here between their seeding and their model
+        // once changed another test's weights).
+        let _g = crate::seed::torch_test_lock();
         // both paths; a size with a vector-width remainder, and one split over threads
         let sizes = [1001, 3 * SPLIT_MIN + 7];
         let kinds = [
