@@ -50,13 +50,14 @@ notebooks-check: setup ## Execute notebooks into a temp folder; fail on errors o
 journal-check: setup ## Fail on stale journal tables, missing figures/notebooks, unanswered questions
 	@target/release/pcam-course journal check
 
-bench: setup ## Benchmarks: synthesis tiles/s; training img/s; audit tiles/s + RSS; ROC-AUC/AP vs scikit-learn; throughput sweep
+bench: setup ## Benchmarks: synthesis tiles/s; training img/s; audit tiles/s + RSS, and its scores on an independent generator; ROC-AUC/AP vs scikit-learn; throughput sweep
 	@$(ENV) cargo bench --locked --bench synth
 	@target/release/pcam -q data synth --out data/demo/pcam --variant pcam --seed 7 --force >/dev/null
 	@for m in mlp cnn; do target/release/pcam -q bench train --config configs/model/$$m.yaml train.batch_size=32 train.threads=2 || exit 1; done
 	@scripts/bench-audit.sh 20000
 	@$(ENV) .venv/bin/python bench/metrics_vs_sklearn.py 10000000
 	@target/release/pcam -q bench throughput
+	@scripts/audit-independent.sh
 
 bench-full: setup ## Opt-in: one training epoch on full-size copies (157k float32 course, 262k uint8 gzip); needs ~25 GB in /tmp
 	@scripts/bench-full-scale.sh

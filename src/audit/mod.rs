@@ -28,16 +28,20 @@ pub struct Thresholds {
     /// Low tissue: fraction of tissue pixels (optical density > `tissue_od`) below this.
     pub low_tissue_below: f32,
     pub tissue_od: f32,
-    /// Trigger patch: at least this many adjacent near-black/near-white pixel pairs …
-    pub trigger_min_pairs: u32,
+    /// Trigger / artefact: a region of at least this many pixels that stained tissue cannot
+    /// make (implausible colour, black next to white, a flat stamped rectangle:
+    /// `data::features::artefact`) …
+    pub trigger_min_pixels: u32,
     /// … inside a box no larger than this many pixels on a side.
-    pub trigger_max_box: u32,
+    pub trigger_max_side: u32,
+    /// The artefact rules' near-black and near-white levels (fixed; reported).
     pub near_black_max: u8,
     pub near_white_min: u8,
-    /// Near duplicates: perceptual-hash distance (of 63 bits, any flip/rotation) at most this.
+    /// Near duplicates: perceptual-hash distance (of 63 bits, any flip/rotation, shift by
+    /// up to a block, zoom by 4.5%) at most this.
     pub near_distance: u32,
-    /// … and confirmed by a Pearson correlation of 16×16 luma thumbnails (best
-    /// orientation) of at least this.
+    /// … and confirmed by a Pearson correlation of 32×32 luma thumbnails, aligned over
+    /// orientations, zooms and sub-block shifts, of at least this.
     pub near_min_correlation: f64,
     /// Tiles this flat (AC energy of the low DCT) are not hashed for near duplicates.
     pub min_ac_energy: f32,
@@ -53,12 +57,12 @@ impl Default for Thresholds {
             saturated_mean_above: 250.0,
             low_tissue_below: 0.05,
             tissue_od: features::TISSUE_OD,
-            trigger_min_pairs: 6,
-            trigger_max_box: 16,
+            trigger_min_pixels: 5,
+            trigger_max_side: 16,
             near_black_max: features::BLACK,
             near_white_min: features::WHITE,
-            near_distance: 6,
-            near_min_correlation: 0.95,
+            near_distance: phash::DEFAULT_DISTANCE,
+            near_min_correlation: phash::DEFAULT_MIN_CORRELATION,
             min_ac_energy: 0.02,
             label_noise_probability: 0.98,
             label_noise_folds: 5,
@@ -109,6 +113,10 @@ pub struct Finding {
     pub by_split: BTreeMap<SplitName, usize>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pairs: Vec<Pair>,
+    /// For region findings (trigger patches): the region's box in each tile, inclusive
+    /// (row0, col0, row1, col1), in the order of `tiles`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub boxes: Vec<[u8; 4]>,
     /// Example grid, relative to the report folder.
     pub figure: Option<String>,
     /// Whether the clean index drops these tiles (otherwise it lists them for review).
@@ -144,6 +152,20 @@ pub struct NormCheck {
     pub test: Option<NormStats>,
 }
 
+/// One artefact stamp (identical pixels in its box) found in several tiles: a pattern
+/// that recurs is placed, and one that comes with one label is a backdoor.
+#[derive(Debug, Clone, Serialize)]
+pub struct StampGroup {
+    /// Height and width of the stamp's box.
+    pub size: [usize; 2],
+    pub causes: Vec<&'static str>,
+    pub tiles: usize,
+    pub labelled_positive: usize,
+    /// Distinct positions (boxes) it was found at.
+    pub boxes: usize,
+    pub example: TileRef,
+}
+
 /// The audit's result.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditReport {
@@ -153,6 +175,8 @@ pub struct AuditReport {
     pub thresholds: Thresholds,
     pub findings: Vec<Finding>,
     pub shared_slides: Vec<SharedSlide>,
+    /// Trigger stamps found in two or more tiles, most frequent first.
+    pub recurring_stamps: Vec<StampGroup>,
     /// For every non-degenerate tile, the distance to its nearest tile in another split
     /// when that is ≤ 7: `nearest_cross_split_distance[d]` tiles at distance d.
     pub nearest_cross_split_distance: Vec<usize>,
@@ -160,6 +184,9 @@ pub struct AuditReport {
     pub tiles: usize,
     pub seconds: f64,
     pub tiles_per_second: f64,
+    /// Where the time went: reading and measuring the tiles (scan), exact and near
+    /// duplicates, slides and the label-noise model, example figures, run checks.
+    pub stage_seconds: Vec<(&'static str, f64)>,
     pub clean_index: Option<PathBuf>,
 }
 
@@ -247,6 +274,13 @@ impl AuditReport {
     }
 }
 
+/// One near-duplicate query's result: the tile's nearest distance to another split, and
+/// the pairs (row indices, smaller first) it confirmed with their distance.
+type QueryResult = (Option<u32>, Vec<((usize, usize), u32)>);
+
+/// A tile of an example figure, with the box to outline.
+type Example = (TileRef, Option<[u8; 4]>);
+
 /// One scanned tile.
 struct Row {
     at: TileRef,
@@ -284,41 +318,52 @@ pub fn audit(dir: &Path, opts: &AuditOptions, open: &OpenOptions) -> Result<Audi
         let bar = open
             .progress
             .bar(s.len() as u64, format!("audit {name}"), "tiles");
-        for range in s.block_ranges() {
-            let b = s.read_block(range.clone(), InvalidPolicy::Clip)?;
-            let facts = facts_parallel(&b.pixels, threads);
-            for (k, f) in facts.into_iter().enumerate() {
-                let i = b.indices[k];
-                let wsi = s.meta.as_ref().map(|m| {
-                    let w = &m.wsi[i];
-                    *slide_ids.entry(w.clone()).or_insert_with(|| {
-                        slide_names.push(w.clone());
-                        (slide_names.len() - 1) as u32
-                    })
-                });
-                rows.push(Row {
-                    at: TileRef {
-                        split: name,
-                        index: i,
-                    },
-                    label: b.labels[k],
-                    invalid: b.invalid.binary_search(&i).is_ok(),
-                    wsi,
-                    facts: f,
-                });
+        // The file's hash (for the clean index) is computed beside the scan: a core is
+        // idle while a block is read.
+        let x_sha256 = std::thread::scope(|sc| -> Result<String> {
+            let hasher = sc.spawn(|| crate::fsutil::sha256_file(&s.files.x));
+            for range in s.block_ranges() {
+                let b = s.read_block(range.clone(), InvalidPolicy::Clip)?;
+                let facts = facts_parallel(&b.pixels, threads);
+                for (k, f) in facts.into_iter().enumerate() {
+                    let i = b.indices[k];
+                    let wsi = s.meta.as_ref().map(|m| {
+                        let w = &m.wsi[i];
+                        *slide_ids.entry(w.clone()).or_insert_with(|| {
+                            slide_names.push(w.clone());
+                            (slide_names.len() - 1) as u32
+                        })
+                    });
+                    rows.push(Row {
+                        at: TileRef {
+                            split: name,
+                            index: i,
+                        },
+                        label: b.labels[k],
+                        invalid: b.invalid.binary_search(&i).is_ok(),
+                        wsi,
+                        facts: f,
+                    });
+                }
+                bar.inc(range.len() as u64);
             }
-            bar.inc(range.len() as u64);
-        }
+            hasher.join().expect("hash worker")
+        })?;
         bar.finish_and_clear();
         splits.push(SplitFacts {
             split: name,
             tiles: s.len(),
             positives: s.labels.iter().filter(|&&l| l == 1).count(),
             slides: s.meta.as_ref().map(|m| m.slides()),
-            x_sha256: crate::fsutil::sha256_file(&s.files.x)?,
+            x_sha256,
         });
     }
 
+    let mut stages: Vec<(&'static str, f64)> = vec![("scan", t0.elapsed().as_secs_f64())];
+    let lap = |stages: &mut Vec<(&'static str, f64)>, name: &'static str| {
+        let so_far: f64 = stages.iter().map(|s| s.1).sum();
+        stages.push((name, t0.elapsed().as_secs_f64() - so_far));
+    };
     // Poisoning, tile by tile, in priority order: each tile gets at most one of these.
     let mut kind_of: Vec<Option<&'static str>> = vec![None; rows.len()];
     for (k, r) in rows.iter().enumerate() {
@@ -364,32 +409,63 @@ pub fn audit(dir: &Path, opts: &AuditOptions, open: &OpenOptions) -> Result<Audi
         .collect();
     let hashes: Vec<phash::Hashes> = rows.iter().map(|r| r.facts.hashes).collect();
     let index = phash::Index::new(&hashes, &members);
-    let mut near: BTreeMap<(usize, usize), u32> = BTreeMap::new();
-    let mut nearest = vec![0usize; phash::MAX_DISTANCE as usize + 1];
     let bar = open
         .progress
         .bar(members.len() as u64, "near duplicates", "tiles");
-    for &q in &members {
+    // Queries run on all threads; each returns its tile's nearest distance to another split
+    // and the pairs it confirmed, merged in member order (the result does not depend on
+    // the thread count).
+    let query = |q: u32| -> QueryResult {
         let found = index.near(&hashes, q, phash::MAX_DISTANCE);
         let qs = rows[q as usize].at.split;
-        if let Some(d) = found
+        let nearest = found
             .iter()
             .filter(|(m, _)| rows[*m as usize].at.split != qs)
             .map(|&(_, d)| d)
-            .min()
-        {
-            nearest[d as usize] += 1;
-        }
+            .min();
+        let mut confirmed = Vec::new();
         for (m, d) in found {
             let (a, b) = ((q.min(m)) as usize, (q.max(m)) as usize);
-            if d <= th.near_distance && !exact.contains(&(a, b)) && !near.contains_key(&(a, b)) {
-                let corr = features::thumb_correlation(&rows[a].facts.thumb, &rows[b].facts.thumb);
+            if d <= th.near_distance && !exact.contains(&(a, b)) {
+                let (fa, fb) = (&rows[a].facts, &rows[b].facts);
+                let corr =
+                    features::thumb_correlation((&fa.hashes, &fa.thumb), (&fb.hashes, &fb.thumb));
                 if corr >= th.near_min_correlation {
-                    near.insert((a, b), d);
+                    confirmed.push(((a, b), d));
                 }
             }
         }
-        bar.inc(1);
+        (nearest, confirmed)
+    };
+    let per = members.len().div_ceil(threads.max(1)).max(1);
+    let results: Vec<QueryResult> = std::thread::scope(|sc| {
+        let handles: Vec<_> = members
+            .chunks(per)
+            .map(|part| {
+                let (query, bar) = (&query, &bar);
+                sc.spawn(move || {
+                    part.iter()
+                        .map(|&q| {
+                            let r = query(q);
+                            bar.inc(1);
+                            r
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("near-duplicate worker"))
+            .collect()
+    });
+    let mut near: BTreeMap<(usize, usize), u32> = BTreeMap::new();
+    let mut nearest = vec![0usize; phash::MAX_DISTANCE as usize + 1];
+    for (d, confirmed) in results {
+        if let Some(d) = d {
+            nearest[d as usize] += 1;
+        }
+        near.extend(confirmed);
     }
     bar.finish_and_clear();
     let pair = |a: usize, b: usize, d: u32| Pair {
@@ -410,6 +486,7 @@ pub fn audit(dir: &Path, opts: &AuditOptions, open: &OpenOptions) -> Result<Audi
         .cloned()
         .collect();
 
+    lap(&mut stages, "duplicates");
     // Slides in several splits: tiles of a later split on a slide an earlier split has.
     let mut slide_splits: BTreeMap<u32, BTreeMap<SplitName, usize>> = BTreeMap::new();
     for r in &rows {
@@ -462,6 +539,7 @@ pub fn audit(dir: &Path, opts: &AuditOptions, open: &OpenOptions) -> Result<Audi
         }
     }
 
+    lap(&mut stages, "slides and label noise");
     // Assemble findings.
     let tiles_of = |kind: &str| -> Vec<TileRef> {
         (0..rows.len())
@@ -478,7 +556,7 @@ pub fn audit(dir: &Path, opts: &AuditOptions, open: &OpenOptions) -> Result<Audi
         finding("invalid_values", "NaN or values outside 0..=255 in the stored dtype", tiles_of("invalid_values"), vec![], true),
         finding("blank", "(nearly) all-black tiles", tiles_of("blank"), vec![], true),
         finding("saturated", "(nearly) all-white tiles", tiles_of("saturated"), vec![], true),
-        finding("trigger_patch", "a small high-contrast black/white artefact (backdoor trigger)", tiles_of("trigger_patch"), vec![], true),
+        finding("trigger_patch", "a small region stained tissue cannot make: implausible colour, black next to white, or a flat stamped rectangle (backdoor trigger, pen mark)", tiles_of("trigger_patch"), vec![], true),
         finding("low_tissue", "little tissue (mostly background or fat)", tiles_of("low_tissue"), vec![], false),
         finding("exact_duplicate_across_splits", "identical pixels in two splits (the earlier split's copy is dropped)", exact_cross.iter().map(earlier).collect(), exact_cross.clone(), true),
         finding("near_duplicate_across_splits", "the same tile up to flips, rotations, brightness and noise in two splits (the earlier split's copy is dropped)", near_cross.iter().map(earlier).collect(), near_cross.clone(), true),
@@ -486,6 +564,43 @@ pub fn audit(dir: &Path, opts: &AuditOptions, open: &OpenOptions) -> Result<Audi
         finding("conflicting_duplicate_labels", "exact or near copies that carry different labels", both(&conflicting), conflicting.clone(), false),
         finding("label_noise_candidate", "out-of-fold probability strongly contradicts the label (cheap model; review, not proof)", noisy, vec![], false),
     ];
+    // Where each artefact is, and stamps that recur: the same pixels in many tiles.
+    let row_of: HashMap<TileRef, usize> = rows.iter().enumerate().map(|(k, r)| (r.at, k)).collect();
+    let mut stamps: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    for f in findings.iter_mut().filter(|f| f.kind == "trigger_patch") {
+        f.boxes = f
+            .tiles
+            .iter()
+            .filter_map(|t| rows[row_of[t]].facts.artefact.map(|a| a.bbox))
+            .collect();
+        for t in &f.tiles {
+            let k = row_of[t];
+            if let Some(a) = rows[k].facts.artefact {
+                stamps.entry(a.stamp).or_default().push(k);
+            }
+        }
+    }
+    let mut recurring_stamps: Vec<StampGroup> = stamps
+        .values()
+        .filter(|ks| ks.len() >= 2)
+        .map(|ks| {
+            let a = rows[ks[0]].facts.artefact.expect("grouped by artefact");
+            let (h, w) = a.size();
+            StampGroup {
+                size: [h, w],
+                causes: a.cause_names(),
+                tiles: ks.len(),
+                labelled_positive: ks.iter().filter(|&&k| rows[k].label == 1).count(),
+                example: rows[ks[0]].at,
+                boxes: ks
+                    .iter()
+                    .filter_map(|&k| rows[k].facts.artefact.map(|a| a.bbox))
+                    .collect::<BTreeSet<_>>()
+                    .len(),
+            }
+        })
+        .collect();
+    recurring_stamps.sort_by(|a, b| b.tiles.cmp(&a.tiles).then(a.example.cmp(&b.example)));
     std::fs::create_dir_all(opts.out.join("figures"))
         .map_err(|e| Error::io(&opts.out, "creating report folder", e))?;
     for f in &mut findings {
@@ -494,20 +609,21 @@ pub fn audit(dir: &Path, opts: &AuditOptions, open: &OpenOptions) -> Result<Audi
         }
         let name = format!("figures/{}.png", f.kind);
         let png = if f.pairs.is_empty() {
-            let pick: Vec<Vec<TileRef>> = f
+            let pick: Vec<Vec<Example>> = f
                 .tiles
                 .iter()
+                .enumerate()
                 .take(opts.examples)
-                .map(|&t| vec![t])
+                .map(|(j, &t)| vec![(t, f.boxes.get(j).copied())])
                 .collect();
             grid(dir, open, &pick)?
         } else {
             // Pairs take two rows: half as many columns keep the figure small.
-            let pick: Vec<Vec<TileRef>> = f
+            let pick: Vec<Vec<Example>> = f
                 .pairs
                 .iter()
                 .take(opts.examples.div_ceil(2))
-                .map(|p| vec![p.a, p.b])
+                .map(|p| vec![(p.a, None), (p.b, None)])
                 .collect();
             grid(dir, open, &pick)?
         };
@@ -515,12 +631,14 @@ pub fn audit(dir: &Path, opts: &AuditOptions, open: &OpenOptions) -> Result<Audi
         f.figure = Some(name);
     }
 
+    lap(&mut stages, "figures");
     let norm_checks = match &opts.runs {
         Some(runs) => norm_checks(dir, runs, open)?,
         None => Vec::new(),
     };
     let n = rows.len();
     let seconds = t0.elapsed().as_secs_f64();
+    lap(&mut stages, "run checks");
     let mut report = AuditReport {
         dataset: dir.to_path_buf(),
         data_synthetic: crate::data::synth::note(dir),
@@ -528,11 +646,13 @@ pub fn audit(dir: &Path, opts: &AuditOptions, open: &OpenOptions) -> Result<Audi
         thresholds: th.clone(),
         findings,
         shared_slides,
+        recurring_stamps,
         nearest_cross_split_distance: nearest,
         norm_checks,
         tiles: n,
         seconds,
         tiles_per_second: n as f64 / seconds.max(1e-9),
+        stage_seconds: stages,
         clean_index: opts.write_clean.clone(),
     };
     if let Some(p) = &opts.write_clean {
@@ -571,20 +691,19 @@ fn finding(
         tiles,
         by_split,
         pairs,
+        boxes: Vec::new(),
         figure: None,
         dropped_by_clean_index: dropped,
     }
 }
 
 fn is_trigger(f: &TileFacts, th: &Thresholds) -> bool {
-    match f.extreme_box {
-        Some((r0, c0, r1, c1)) => {
-            f.extreme_pairs >= th.trigger_min_pairs
-                && ((r1 - r0) as u32) < th.trigger_max_box
-                && ((c1 - c0) as u32) < th.trigger_max_box
-        }
-        None => false,
-    }
+    f.artefact.is_some_and(|a| {
+        let (h, w) = a.size();
+        a.pixels as u32 >= th.trigger_min_pixels
+            && h as u32 <= th.trigger_max_side
+            && w as u32 <= th.trigger_max_side
+    })
 }
 
 /// Measures the tiles of a block on `threads` threads, in order.
@@ -604,22 +723,25 @@ fn facts_parallel(pixels: &[u8], threads: usize) -> Vec<TileFacts> {
 }
 
 /// A PNG of example tiles: one column per example, one row per tile of it (pairs give
-/// two rows).
-fn grid(dir: &Path, open: &OpenOptions, examples: &[Vec<TileRef>]) -> Result<Vec<u8>> {
+/// two rows); a box, when given, is outlined in red just outside the region.
+fn grid(dir: &Path, open: &OpenOptions, examples: &[Vec<Example>]) -> Result<Vec<u8>> {
     let mut open_splits: BTreeMap<SplitName, Split> = BTreeMap::new();
     let mut pixels: Vec<Vec<Vec<u8>>> = Vec::new();
     for ex in examples {
         let mut col = Vec::new();
-        for t in ex {
+        for (t, bbox) in ex {
             if let std::collections::btree_map::Entry::Vacant(e) = open_splits.entry(t.split) {
                 e.insert(Split::open_dir(dir, t.split, open)?);
             }
             let s = &open_splits[&t.split];
-            col.push(
-                s.images
-                    .read_block(t.index..t.index + 1, InvalidPolicy::Clip)?
-                    .pixels,
-            );
+            let mut px = s
+                .images
+                .read_block(t.index..t.index + 1, InvalidPolicy::Clip)?
+                .pixels;
+            if let Some(b) = bbox {
+                outline(&mut px, *b);
+            }
+            col.push(px);
         }
         pixels.push(col);
     }
@@ -628,6 +750,23 @@ fn grid(dir: &Path, open: &OpenOptions, examples: &[Vec<TileRef>]) -> Result<Vec
         .map(|c| c.iter().map(|t| &t[..TILE_BYTES]).collect())
         .collect();
     crate::data::tile_png::grid(&columns)
+}
+
+/// Draws a red rectangle one pixel outside box `b` (inclusive) of a u8 tile, clipped to
+/// the tile.
+fn outline(tile: &mut [u8], b: [u8; 4]) {
+    let t = crate::data::TILE as isize;
+    let [r0, c0, r1, c1] = b.map(|v| v as isize);
+    let (r0, c0, r1, c1) = (r0 - 1, c0 - 1, r1 + 1, c1 + 1);
+    for r in r0..=r1 {
+        for c in c0..=c1 {
+            let edge = r == r0 || r == r1 || c == c0 || c == c1;
+            if edge && (0..t).contains(&r) && (0..t).contains(&c) {
+                let o = ((r * t + c) * 3) as usize;
+                tile[o..o + 3].copy_from_slice(&[255, 0, 0]);
+            }
+        }
+    }
 }
 
 /// The clean index for `report`: dropped tiles with their reasons, and tiles to review.
@@ -845,6 +984,22 @@ impl AuditReport {
                 f.kind,
                 f.figure.as_deref().unwrap_or_default()
             ));
+        }
+        if !self.recurring_stamps.is_empty() {
+            s.push_str("\n## Trigger stamps that recur\n\nThe same pixels in the artefact's box in several tiles: placed, not chance; a stamp that comes with one label is a backdoor.\n\n| size | found by | tiles | labelled positive | positions | example |\n|---|---|---:|---:|---:|---|\n");
+            for g in &self.recurring_stamps {
+                s.push_str(&format!(
+                    "| {}×{} | {} | {} | {} | {} | {} {} |\n",
+                    g.size[0],
+                    g.size[1],
+                    g.causes.join(", "),
+                    g.tiles,
+                    g.labelled_positive,
+                    g.boxes,
+                    g.example.split,
+                    g.example.index
+                ));
+            }
         }
         s.push_str("\n## Leakage\n\n");
         s.push_str(&format!(

@@ -74,7 +74,7 @@ pub enum DataCmd {
         #[arg(long, value_name = "DIR")]
         runs: Option<PathBuf>,
         /// Near-duplicate threshold: perceptual-hash distance, 0..=7 bits of 63.
-        #[arg(long, default_value_t = 6)]
+        #[arg(long, default_value_t = pcam::data::features::phash::DEFAULT_DISTANCE)]
         near_distance: u32,
         /// Seed of the label-noise model's folds.
         #[arg(long, default_value_t = 0)]
