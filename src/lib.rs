@@ -20,6 +20,7 @@ pub mod fsutil;
 pub mod metrics;
 pub mod model;
 pub mod multiseed;
+pub mod oof;
 pub mod predict;
 pub mod progress;
 pub mod report;

@@ -398,8 +398,57 @@ fn slide_grouped_splits_and_folds_are_seeded_disjoint_and_used_by_runs() {
 }
 
 /// Held-out seed of the independent generator: not looked at while the rules were made
-/// (seed 11 was; see tests/independent/README.md).
-const INDEPENDENT_SEED: &str = "23";
+/// (seed 11 was, and seed 23 before the label-noise rule was made stricter; see
+/// tests/independent/README.md).
+const INDEPENDENT_SEED: &str = "37";
+
+/// Runs one of tests/independent's scripts with the venv's Python.
+fn independent_script(script: &str, args: &[&std::ffi::OsStr]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/independent")
+        .join(script);
+    let o = std::process::Command::new(venv_python())
+        .arg(path)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// The independent generator's data set at the held-out seed, stored as `dtype`, in `dir`.
+fn independent_set(dir: &Path, dtype: &str) {
+    independent_script(
+        "corrupt_pcam.py",
+        &[
+            "--out".as_ref(),
+            dir.as_os_str(),
+            "--seed".as_ref(),
+            INDEPENDENT_SEED.as_ref(),
+            "--dtype".as_ref(),
+            dtype.as_ref(),
+        ],
+    );
+}
+
+/// The scorer's figures for `report`'s audit.json against `data`'s truth.
+fn independent_scores(data: &Path, report: &Path, out: &Path) -> Value {
+    independent_script(
+        "score_audit.py",
+        &[
+            "--truth".as_ref(),
+            data.join("independent_truth.json").as_os_str(),
+            "--audit".as_ref(),
+            report.join("audit.json").as_os_str(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ],
+    );
+    json(out)
+}
 
 #[test]
 fn the_audit_meets_its_targets_on_data_from_an_independent_generator() {
@@ -407,24 +456,10 @@ fn the_audit_meets_its_targets_on_data_from_an_independent_generator() {
     // audit: its own tile model, 7 trigger shapes, 13 copy transforms, invalid values,
     // label flips, shared slides; stored as uint8 (gzip), uint32 and float32. Its scorer
     // reads audit.json and the truth file.
-    let py = venv_python();
-    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/independent");
     let t = tempfile::tempdir().unwrap();
     for dtype in ["uint8", "uint32", "float32"] {
         let data = t.path().join(dtype);
-        let run = |args: &[&std::ffi::OsStr]| {
-            let o = std::process::Command::new(&py).args(args).output().unwrap();
-            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        };
-        run(&[
-            here.join("corrupt_pcam.py").as_os_str(),
-            "--out".as_ref(),
-            data.as_os_str(),
-            "--seed".as_ref(),
-            INDEPENDENT_SEED.as_ref(),
-            "--dtype".as_ref(),
-            dtype.as_ref(),
-        ]);
+        independent_set(&data, dtype);
         let report = t.path().join(format!("report-{dtype}"));
         let o = pcam(
             t.path(),
@@ -438,17 +473,11 @@ fn the_audit_meets_its_targets_on_data_from_an_independent_generator() {
             ],
         );
         assert_eq!(o.code, 0, "{}", o.stderr);
-        let scores = t.path().join(format!("scores-{dtype}.json"));
-        run(&[
-            here.join("score_audit.py").as_os_str(),
-            "--truth".as_ref(),
-            data.join("independent_truth.json").as_os_str(),
-            "--audit".as_ref(),
-            report.join("audit.json").as_os_str(),
-            "--out".as_ref(),
-            scores.as_os_str(),
-        ]);
-        let s = json(&scores);
+        let s = independent_scores(
+            &data,
+            &report,
+            &t.path().join(format!("scores-{dtype}.json")),
+        );
         let mut misses = vec![];
         for (kind, k) in s["per_kind"].as_object().unwrap() {
             let (r, p) = (
@@ -476,4 +505,125 @@ fn the_audit_meets_its_targets_on_data_from_an_independent_generator() {
             }
         }
     }
+}
+
+#[test]
+fn out_of_fold_probabilities_cover_every_train_tile_once_and_feed_the_audit() {
+    let d = tempfile::tempdir().unwrap();
+    let dp = d.path();
+    synth(dp, "c", "course", "train=400,valid=128,test=128");
+    let o = ok(
+        dp,
+        "-q data oof c --folds 3 --out oof data.invalid=drop model.kind=mlp model.hidden=[8] train.epochs=1 train.batch_size=32 train.threads=1",
+    );
+    assert!(o.stdout.contains("(SYNTHETIC data)"), "{}", o.stdout);
+    let r = json(&dp.join("oof/oof.json"));
+    let tiles = r["tiles"].as_array().unwrap();
+    // Every train tile the plan keeps (invalid ones dropped) is predicted by exactly one
+    // fold, and the folds' runs are real run folders.
+    let invalid = json(&dp.join("c/synthetic.json"))["corruptions"]["out_of_range"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(tiles.len(), 400 - invalid);
+    let idx: Vec<u64> = tiles.iter().map(|t| t["index"].as_u64().unwrap()).collect();
+    assert!(idx.windows(2).all(|w| w[0] < w[1]), "sorted and unique");
+    let mut folds = BTreeSet::new();
+    for t in tiles {
+        let p = t["probability"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&p), "{t}");
+        folds.insert(t["fold"].as_u64().unwrap());
+    }
+    assert_eq!(folds.len(), 3);
+    for run in r["runs"].as_array().unwrap() {
+        let run = dp.join(run.as_str().unwrap());
+        assert!(run.join("checkpoints").is_dir() && run.join("predictions-valid.csv").is_file());
+    }
+    // The audit uses them (confident learning) and says so.
+    ok(dp, "-q data audit c --out rep --oof oof/oof.json");
+    let a = json(&dp.join("rep/audit.json"));
+    assert!(
+        a["label_noise_confident"]["thresholds"].is_array(),
+        "{}",
+        a["label_noise_confident"]
+    );
+    assert!(a["label_noise_source"]
+        .as_str()
+        .unwrap()
+        .ends_with("oof.json"));
+    // Probabilities of another train file are refused, naming the file; a second run into
+    // the same folder is refused too.
+    synth(dp, "other", "course", "train=300,valid=128,test=128");
+    let o = pcam(
+        dp,
+        &[
+            "-q",
+            "data",
+            "audit",
+            "other",
+            "--out",
+            "rep2",
+            "--oof",
+            "oof/oof.json",
+        ],
+    );
+    assert_error(&o, &["oof/oof.json", "another train file"]);
+    let o = pcam(
+        dp,
+        &["-q", "data", "oof", "c", "--folds", "3", "--out", "oof"],
+    );
+    assert_error(&o, &["oof", "already holds oof.json"]);
+    let o = pcam(
+        dp,
+        &["-q", "data", "oof", "c", "--folds", "1", "--out", "oof1"],
+    );
+    assert_error(&o, &["--folds 1"]);
+}
+
+#[test]
+#[ignore = "slow (about 5 minutes on 2 cores): a 5-fold CNN for out-of-fold probabilities; make test-slow"]
+fn flipped_labels_are_found_by_confident_learning_on_out_of_fold_cnn_probabilities() {
+    // The independent generator's held-out seed, float32: label flips recall >= 0.6 at
+    // precision >= 0.8 (issue 20's target), from configs/experiment/oof_cnn.yaml.
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("float32");
+    independent_set(&data, "float32");
+    let config = here.join("configs/experiment/oof_cnn.yaml");
+    let (d, c) = (data.to_str().unwrap(), config.to_str().unwrap());
+    let o = pcam(
+        t.path(),
+        &[
+            "-q", "data", "oof", d, "--config", c, "--folds", "5", "--out", "oof",
+        ],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let o = pcam(
+        t.path(),
+        &[
+            "-q",
+            "data",
+            "audit",
+            d,
+            "--out",
+            "rep",
+            "--oof",
+            "oof/oof.json",
+        ],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let s = independent_scores(&data, &t.path().join("rep"), &t.path().join("scores.json"));
+    let k = &s["per_kind"]["label_flip"];
+    let (r, p) = (
+        k["recall"].as_f64().unwrap(),
+        k["precision"].as_f64().unwrap(),
+    );
+    eprintln!(
+        "label flips: recall {r:.3}, precision {p:.3} (injected {})",
+        k["injected"]
+    );
+    assert!(
+        r >= 0.6 && p >= 0.8,
+        "label flips: recall {r:.3}, precision {p:.3}"
+    );
 }

@@ -84,6 +84,19 @@ pub struct AuditOptions {
     pub runs: Option<PathBuf>,
     /// Example tiles per figure.
     pub examples: usize,
+    /// Out-of-fold probabilities of a trained model for the train tiles (`pcam data oof`):
+    /// label noise by confident learning on these instead of the cheap model.
+    pub oof: Option<Oof>,
+}
+
+/// Out-of-fold probabilities of label 1 for train tiles, read from an `oof.json`.
+#[derive(Debug, Clone)]
+pub struct Oof {
+    pub source: PathBuf,
+    /// SHA-256 of the train x file they were computed on (checked against the audited one).
+    pub train_x_sha256: String,
+    /// Train file index -> probability.
+    pub probability: BTreeMap<usize, f32>,
 }
 
 /// A tile named by split and file index.
@@ -175,6 +188,10 @@ pub struct AuditReport {
     pub thresholds: Thresholds,
     pub findings: Vec<Finding>,
     pub shared_slides: Vec<SharedSlide>,
+    /// Confident learning's thresholds and joint, when out-of-fold probabilities were given.
+    pub label_noise_confident: Option<labelnoise::Confident>,
+    /// Where the out-of-fold probabilities came from (`oof.json`), if given.
+    pub label_noise_source: Option<PathBuf>,
     /// Trigger stamps found in two or more tiles, most frequent first.
     pub recurring_stamps: Vec<StampGroup>,
     /// For every non-degenerate tile, the distance to its nearest tile in another split
@@ -519,12 +536,42 @@ pub fn audit(dir: &Path, opts: &AuditOptions, open: &OpenOptions) -> Result<Audi
         .map(|r| r.at)
         .collect();
 
-    // Label-noise candidates on train, from a cheap cross-validated model.
+    // Label-noise candidates on train: confident learning on a trained model's out-of-fold
+    // probabilities when given (`pcam data oof`), else a cheap cross-validated model.
     let train_rows: Vec<usize> = (0..rows.len())
         .filter(|&k| rows[k].at.split == SplitName::Train && !degenerate(k))
         .collect();
     let mut noisy: Vec<TileRef> = Vec::new();
-    if train_rows.len() >= 2 * th.label_noise_folds {
+    let mut confident = None;
+    if let Some(oof) = &opts.oof {
+        let train_sha = splits
+            .iter()
+            .find(|s| s.split == SplitName::Train)
+            .map(|s| s.x_sha256.as_str());
+        if train_sha != Some(oof.train_x_sha256.as_str()) {
+            return Err(Error::bad_file(
+                &oof.source,
+                "holds probabilities for another train file (its train_x_sha256 differs)",
+            ));
+        }
+        let with_p: Vec<(usize, f64)> = train_rows
+            .iter()
+            .filter_map(|&k| {
+                oof.probability
+                    .get(&rows[k].at.index)
+                    .map(|&p| (k, p as f64))
+            })
+            .collect();
+        let p: Vec<f64> = with_p.iter().map(|w| w.1).collect();
+        let y: Vec<u8> = with_p.iter().map(|w| rows[w.0].label).collect();
+        let c = labelnoise::confident_learning(&p, &y);
+        noisy = c
+            .flagged
+            .iter()
+            .map(|&(j, _)| rows[with_p[j].0].at)
+            .collect();
+        confident = Some(c);
+    } else if train_rows.len() >= 2 * th.label_noise_folds {
         let x: Vec<Vec<f64>> = train_rows
             .iter()
             .map(|&k| rows[k].facts.features())
@@ -562,7 +609,7 @@ pub fn audit(dir: &Path, opts: &AuditOptions, open: &OpenOptions) -> Result<Audi
         finding("near_duplicate_across_splits", "the same tile up to flips, rotations, brightness and noise in two splits (the earlier split's copy is dropped)", near_cross.iter().map(earlier).collect(), near_cross.clone(), true),
         finding("slide_in_several_splits", "a tile whose slide (meta wsi) also appears in an earlier split", on_shared, vec![], true),
         finding("conflicting_duplicate_labels", "exact or near copies that carry different labels", both(&conflicting), conflicting.clone(), false),
-        finding("label_noise_candidate", "out-of-fold probability strongly contradicts the label (cheap model; review, not proof)", noisy, vec![], false),
+        finding("label_noise_candidate", if confident.is_some() { "confident learning on a trained model's out-of-fold probabilities (pcam data oof): the label is confidently contradicted (review, not proof)" } else { "out-of-fold probability strongly contradicts the label (cheap model; review, not proof)" }, noisy, vec![], false),
     ];
     // Where each artefact is, and stamps that recur: the same pixels in many tiles.
     let row_of: HashMap<TileRef, usize> = rows.iter().enumerate().map(|(k, r)| (r.at, k)).collect();
@@ -647,6 +694,8 @@ pub fn audit(dir: &Path, opts: &AuditOptions, open: &OpenOptions) -> Result<Audi
         findings,
         shared_slides,
         recurring_stamps,
+        label_noise_confident: confident,
+        label_noise_source: opts.oof.as_ref().map(|o| o.source.clone()),
         nearest_cross_split_distance: nearest,
         norm_checks,
         tiles: n,

@@ -79,12 +79,34 @@ pub enum DataCmd {
         /// Seed of the label-noise model's folds.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Label noise by confident learning on this `oof.json` (`pcam data oof`: a trained
+        /// model's out-of-fold probabilities) instead of the cheap feature model.
+        #[arg(long, value_name = "FILE")]
+        oof: Option<PathBuf>,
         /// Print JSON instead of the summary.
         #[arg(long)]
         json: bool,
         /// Where .h5.gz files are decompressed (default: the user cache folder).
         #[arg(long, value_name = "DIR")]
         cache_dir: Option<PathBuf>,
+    },
+    /// Out-of-fold probabilities for every train tile: train the config on k slide-grouped
+    /// folds of the train split, predict each held-out fold; writes folds.json, the runs and
+    /// oof.json (for `pcam data audit --oof`).
+    Oof {
+        /// A folder with PCAM files (with meta.csv: folds group tiles by slide).
+        dir: PathBuf,
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Number of folds (k ≥ 2).
+        #[arg(long, default_value_t = 5)]
+        folds: usize,
+        /// Seed of the folds' slide groups.
+        #[arg(long, default_value_t = 1234)]
+        split_seed: u64,
+        /// Output folder (must not hold an oof.json yet).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
     },
     /// Build seeded, stratified, slide-grouped splits (train/valid or k folds) as a split
     /// manifest for `data.split_manifest`; the provided test split stays the hold-out.
@@ -175,6 +197,7 @@ pub fn run(cmd: DataCmd, progress: Progress) -> Result<()> {
             runs,
             near_distance,
             seed,
+            oof,
             json,
             cache_dir,
         } => {
@@ -193,6 +216,16 @@ pub fn run(cmd: DataCmd, progress: Progress) -> Result<()> {
                 write_clean,
                 runs,
                 examples: 8,
+                oof: oof
+                    .map(|p| -> anyhow::Result<pcam::audit::Oof> {
+                        let r = pcam::oof::OofReport::read(&p)?;
+                        Ok(pcam::audit::Oof {
+                            source: p,
+                            train_x_sha256: r.train_x_sha256,
+                            probability: r.tiles.iter().map(|t| (t.index, t.probability)).collect(),
+                        })
+                    })
+                    .transpose()?,
             };
             let r = pcam::audit::audit(&dir, &opts, &open)?;
             if json {
@@ -201,6 +234,34 @@ pub fn run(cmd: DataCmd, progress: Progress) -> Result<()> {
                 print!("{}", r.summary());
                 println!("report: {}", opts.out.join("audit.md").display());
             }
+        }
+        DataCmd::Oof {
+            dir,
+            config,
+            folds,
+            split_seed,
+            out,
+        } => {
+            let r = pcam::oof::out_of_fold(
+                &dir,
+                &config.files,
+                &config.overrides,
+                folds,
+                split_seed,
+                &out,
+                progress,
+            )?;
+            println!(
+                "{} train tiles, each predicted by the one of {} fold models that did not see it{}",
+                r.tiles.len(),
+                r.folds,
+                if r.data_synthetic.is_some() {
+                    " (SYNTHETIC data)"
+                } else {
+                    ""
+                }
+            );
+            println!("wrote {}", out.join("oof.json").display());
         }
         DataCmd::Split {
             dir,
