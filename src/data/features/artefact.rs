@@ -103,7 +103,7 @@ fn px(tile: &[u8], r: usize, c: usize) -> [i32; 3] {
 /// Whether a pixel's colour is one that haematoxylin and eosin cannot produce.
 pub fn implausible_colour([r, g, b]: [i32; 3]) -> bool {
     let (max, min) = (r.max(g).max(b), r.min(g).min(b));
-    max <= BLACK as i32
+    near_black([r, g, b])
         || (max - min >= CHROMA && g >= r.min(b) + GREEN_ABOVE)
         || r - b >= RED_ABOVE_BLUE
         || b - r >= BLUE_ABOVE_RED

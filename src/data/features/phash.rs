@@ -436,7 +436,6 @@ pub(crate) mod tests {
             t[(f(r) * TILE + f(c)) * CHANNELS + ch] as f32
         };
         let mut out = vec![0u8; TILE_BYTES];
-        let kk = k as isize;
         for r in 0..TILE {
             for c in 0..TILE {
                 for ch in 0..CHANNELS {
@@ -479,7 +478,6 @@ pub(crate) mod tests {
                         }
                         _ => unreachable!("{how}"),
                     };
-                    let _ = kk;
                     out[(r * TILE + c) * CHANNELS + ch] = v.round().clamp(0.0, 255.0) as u8;
                 }
             }
