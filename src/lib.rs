@@ -8,6 +8,7 @@
 //! crate (`course/`), which depends on this library and not the other way round.
 
 pub mod audit;
+pub mod backdoor;
 pub mod baseline;
 pub mod bench;
 pub mod bundle;

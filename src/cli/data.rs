@@ -7,7 +7,7 @@ use pcam::data::hdf5::OpenOptions;
 use pcam::data::inspect;
 use pcam::data::synth::{self, Sizes, SynthOptions, Variant};
 use pcam::progress::Progress;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Subcommand)]
 pub enum DataCmd {
@@ -107,6 +107,27 @@ pub enum DataCmd {
         /// Output folder (must not hold an oof.json yet).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+    },
+    /// The backdoor's effect, measured: paste the audit's recurring trigger stamps on the
+    /// clean negative test tiles and report each group's share predicted positive (attack
+    /// success) against the unstamped tiles, and test metrics with and without the test
+    /// tiles that have a copy in train; writes backdoor.json, backdoor.md and a figure.
+    Backdoor {
+        /// The audited data folder (the test split is read from it).
+        dir: PathBuf,
+        /// The audit of `dir` (`pcam data audit DIR --out A` wrote A/audit.json).
+        #[arg(long, value_name = "FILE")]
+        audit: PathBuf,
+        /// A named group of runs, NAME=DIR: a seed group folder (`pcam train --seeds`,
+        /// its runs.txt) or one run folder. Repeat for each group (e.g. raw=…, clean=…).
+        #[arg(long = "group", value_name = "NAME=DIR", required = true)]
+        groups: Vec<String>,
+        /// Output folder.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Where .h5.gz files are decompressed (default: the user cache folder).
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
     },
     /// Build seeded, stratified, slide-grouped splits (train/valid or k folds) as a split
     /// manifest for `data.split_manifest`; the provided test split stays the hold-out.
@@ -234,6 +255,36 @@ pub fn run(cmd: DataCmd, progress: Progress) -> Result<()> {
                 print!("{}", r.summary());
                 println!("report: {}", opts.out.join("audit.md").display());
             }
+        }
+        DataCmd::Backdoor {
+            dir,
+            audit,
+            groups,
+            out,
+            cache_dir,
+        } => {
+            let groups = groups
+                .iter()
+                .map(|g| -> anyhow::Result<(String, Vec<PathBuf>)> {
+                    let (name, folder) = g
+                        .split_once('=')
+                        .filter(|(n, f)| !n.is_empty() && !f.is_empty())
+                        .ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "--group {g}: expected NAME=DIR (a seed group or run folder)"
+                            )
+                        })?;
+                    Ok((
+                        name.to_string(),
+                        pcam::backdoor::group_runs(Path::new(folder))?,
+                    ))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let open = standalone_options(cache_dir, progress);
+            let r = pcam::backdoor::measure(&dir, &audit, &groups, &out, &open, progress)?;
+            println!("{}", r.attack_table()?.to_markdown());
+            println!("{}", r.leakage_table()?.to_markdown());
+            println!("wrote {}", out.join("backdoor.json").display());
         }
         DataCmd::Oof {
             dir,
