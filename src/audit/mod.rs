@@ -5,6 +5,7 @@
 //! of runs — works on those facts. Writes `audit.json`, `audit.md` and example grids
 //! into the report folder, and optionally a clean index (never touching the data).
 
+pub mod independent;
 pub mod labelnoise;
 
 use crate::data::clean::{CleanIndex, Dropped};
