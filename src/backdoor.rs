@@ -156,6 +156,10 @@ pub struct RunEffect {
     /// Mean probability of label 1, per stamp stamped, and unstamped.
     pub mean_probability_stamped: Vec<f64>,
     pub mean_probability_unstamped: f64,
+    /// Share of the train tiles the audit found a trigger in predicted positive (whether
+    /// the model fitted the poison), and their mean probability.
+    pub poisoned_train_positive: f64,
+    pub mean_probability_poisoned_train: f64,
     /// Test ROC-AUC and accuracy (at the run's threshold) on every test tile, without
     /// the tiles that have a copy in train, and (accuracy) on those tiles alone.
     pub test_roc_auc: Option<f64>,
@@ -173,6 +177,7 @@ pub struct GroupEffect {
     /// Per stamp.
     pub attack_success: Vec<Interval>,
     pub unstamped_positive: Interval,
+    pub poisoned_train_positive: Interval,
     pub test_roc_auc: Interval,
     pub test_roc_auc_without_copies: Interval,
     pub test_accuracy: Interval,
@@ -189,6 +194,8 @@ pub struct BackdoorReport {
     pub stamps: Vec<Stamp>,
     /// Test tiles labelled 0 that no audit finding names (the attack's targets).
     pub clean_negatives: usize,
+    /// Train tiles the audit found a trigger in (file indices).
+    pub poisoned_train_tiles: Vec<usize>,
     /// Test tiles read (tiles with invalid values dropped).
     pub test_tiles: usize,
     /// File indices of the test tiles with an exact or near copy in train.
@@ -368,6 +375,26 @@ pub fn measure(
         Tiles::unlabelled(px, ks.iter().map(|&k| test.file_index[k]).collect())
     };
     let stamped: Vec<Tiles> = stamps.iter().map(|s| subset(&targets, Some(s))).collect();
+    let poisoned_idx: Vec<usize> = match audit.findings.iter().find(|f| f.kind == "trigger_patch") {
+        Some(f) => f
+            .tiles
+            .iter()
+            .map(|t| Ok((split_of(audit_path, t)?, t.index)))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .filter(|(s, _)| *s == SplitName::Train)
+            .map(|(_, i)| i)
+            .collect(),
+        None => Vec::new(),
+    };
+    let poisoned = {
+        let train = Split::open_dir(dir, SplitName::Train, open)?;
+        let mut px = Vec::with_capacity(poisoned_idx.len() * TILE_BYTES);
+        for &i in &poisoned_idx {
+            px.extend(train.read_block(i..i + 1, InvalidPolicy::Clip)?.pixels);
+        }
+        Tiles::unlabelled(px, poisoned_idx.clone())
+    };
     let with_copy: Vec<bool> = test.file_index.iter().map(|i| copied.contains(i)).collect();
     let n_runs: usize = groups.iter().map(|g| g.1.len()).sum();
     let bar = progress.bar(n_runs as u64, "backdoor", "runs");
@@ -389,6 +416,7 @@ pub fn measure(
             let p_test = predict(&test);
             let p_neg: Vec<f32> = targets.iter().map(|&k| p_test[k]).collect();
             let p_stamped: Vec<Vec<f32>> = stamped.iter().map(&predict).collect();
+            let p_poisoned = predict(&poisoned);
             let keep = |copies: bool| -> (Vec<f32>, Vec<u8>) {
                 (0..test.len())
                     .filter(|&k| with_copy[k] == copies)
@@ -409,6 +437,8 @@ pub fn measure(
                 unstamped_positive: share_at_or_above(&p_neg, t.threshold),
                 mean_probability_stamped: p_stamped.iter().map(|p| mean(p)).collect(),
                 mean_probability_unstamped: mean(&p_neg),
+                poisoned_train_positive: share_at_or_above(&p_poisoned, t.threshold),
+                mean_probability_poisoned_train: mean(&p_poisoned),
                 test_roc_auc: crate::metrics::roc_auc(&p_test, &test.labels),
                 test_roc_auc_without_copies: crate::metrics::roc_auc(&p_clean, &y_clean),
                 test_accuracy: crate::metrics::accuracy(&p_test, &test.labels, t.threshold),
@@ -431,6 +461,7 @@ pub fn measure(
                 .map(|s| over(&|e| e.attack_success[s]))
                 .collect(),
             unstamped_positive: over(&|e| e.unstamped_positive),
+            poisoned_train_positive: over(&|e| e.poisoned_train_positive),
             test_roc_auc: over(&|e| e.test_roc_auc.unwrap_or(nan)),
             test_roc_auc_without_copies: over(&|e| e.test_roc_auc_without_copies.unwrap_or(nan)),
             test_accuracy: over(&|e| e.test_accuracy),
@@ -446,6 +477,7 @@ pub fn measure(
         audit: audit_path.to_path_buf(),
         data_synthetic,
         clean_negatives: targets.len(),
+        poisoned_train_tiles: poisoned_idx,
         test_tiles: test.len(),
         test_tiles_with_train_copy: copied.into_iter().collect(),
         stamps,
@@ -488,7 +520,7 @@ impl BackdoorReport {
 
     /// Attack success per group and stamp, against the unstamped rate.
     pub fn attack_table(&self) -> Result<Table> {
-        let mut cols: Vec<Vec<String>> = vec![Vec::new(); 5];
+        let mut cols: Vec<Vec<String>> = vec![Vec::new(); 6];
         for g in &self.groups {
             for (s, st) in self.stamps.iter().enumerate() {
                 let (h, w) = st.size();
@@ -497,6 +529,7 @@ impl BackdoorReport {
                 cols[2].push(format!("{h}×{w} at ({}, {})", st.bbox[0], st.bbox[1]));
                 cols[3].push(with_ci(&g.attack_success[s]));
                 cols[4].push(with_ci(&g.unstamped_positive));
+                cols[5].push(with_ci(&g.poisoned_train_positive));
             }
         }
         Table::from_strings(
@@ -506,12 +539,14 @@ impl BackdoorReport {
                 "trigger stamp",
                 "stamped: predicted positive",
                 "unstamped: predicted positive",
+                "poisoned train tiles: predicted positive",
             ],
             cols,
             &format!(
-                "Attack success on {} clean negative {}test tiles: mean over runs [Student-t 95% interval]",
+                "Attack success on {} clean negative {}test tiles, and the {} train tiles with a trigger: mean over runs [Student-t 95% interval]",
                 self.clean_negatives,
-                self.synthetic()
+                self.synthetic(),
+                self.poisoned_train_tiles.len()
             ),
         )
     }

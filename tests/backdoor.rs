@@ -128,6 +128,28 @@ fn attack_success_and_leakage_are_measured_per_group_and_agree_with_eval() {
         .collect();
     assert_eq!(got, copied);
 
+    // The poisoned train tiles are the audit's trigger tiles in train.
+    let trig: Vec<u64> = a["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "trigger_patch")
+        .unwrap()["tiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["split"] == "train")
+        .map(|t| t["index"].as_u64().unwrap())
+        .collect();
+    assert!(!trig.is_empty());
+    let got: Vec<u64> = r["poisoned_train_tiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(got, trig);
+
     // Per run: the unstamped rate and the test scores are what eval's own predictions give.
     let groups = r["groups"].as_array().unwrap();
     assert_eq!(groups.len(), 2);
@@ -154,6 +176,25 @@ fn attack_success_and_leakage_are_measured_per_group_and_agree_with_eval() {
                 "{e}: eval's predictions give {share}"
             );
             if g["name"] == "raw" {
+                // Their predictions of the poisoned train tiles are eval's on train.
+                ok(
+                    dp,
+                    &format!("-q eval --run {} --split train", run.display()),
+                );
+                let text = std::fs::read_to_string(run.join("predictions-train.csv")).unwrap();
+                let p: BTreeMap<u64, f64> = text
+                    .lines()
+                    .skip(1)
+                    .map(|l| {
+                        let f: Vec<&str> = l.split(',').collect();
+                        (f[1].parse().unwrap(), f[3].parse().unwrap())
+                    })
+                    .collect();
+                let hit = trig.iter().filter(|i| p[i] >= t).count() as f64 / trig.len() as f64;
+                assert!(
+                    (e["poisoned_train_positive"].as_f64().unwrap() - hit).abs() < 1e-9,
+                    "{e}: eval on train gives {hit}"
+                );
                 // The raw runs were evaluated on the same test tiles.
                 let ev = json(&run.join("eval-test.json"));
                 let auc = e["test_roc_auc"].as_f64().unwrap();
