@@ -176,6 +176,8 @@ pub struct GroupEffect {
     pub runs: Vec<RunEffect>,
     /// Per stamp.
     pub attack_success: Vec<Interval>,
+    /// Per stamp: each run's stamped minus unstamped share (paired by run), over runs.
+    pub attack_lift: Vec<Interval>,
     pub unstamped_positive: Interval,
     pub poisoned_train_positive: Interval,
     pub test_roc_auc: Interval,
@@ -460,6 +462,9 @@ pub fn measure(
             attack_success: (0..stamps.len())
                 .map(|s| over(&|e| e.attack_success[s]))
                 .collect(),
+            attack_lift: (0..stamps.len())
+                .map(|s| over(&|e| e.attack_success[s] - e.unstamped_positive))
+                .collect(),
             unstamped_positive: over(&|e| e.unstamped_positive),
             poisoned_train_positive: over(&|e| e.poisoned_train_positive),
             test_roc_auc: over(&|e| e.test_roc_auc.unwrap_or(nan)),
@@ -520,7 +525,7 @@ impl BackdoorReport {
 
     /// Attack success per group and stamp, against the unstamped rate.
     pub fn attack_table(&self) -> Result<Table> {
-        let mut cols: Vec<Vec<String>> = vec![Vec::new(); 6];
+        let mut cols: Vec<Vec<String>> = vec![Vec::new(); 7];
         for g in &self.groups {
             for (s, st) in self.stamps.iter().enumerate() {
                 let (h, w) = st.size();
@@ -529,7 +534,8 @@ impl BackdoorReport {
                 cols[2].push(format!("{h}×{w} at ({}, {})", st.bbox[0], st.bbox[1]));
                 cols[3].push(with_ci(&g.attack_success[s]));
                 cols[4].push(with_ci(&g.unstamped_positive));
-                cols[5].push(with_ci(&g.poisoned_train_positive));
+                cols[5].push(with_ci(&g.attack_lift[s]));
+                cols[6].push(with_ci(&g.poisoned_train_positive));
             }
         }
         Table::from_strings(
@@ -539,6 +545,7 @@ impl BackdoorReport {
                 "trigger stamp",
                 "stamped: predicted positive",
                 "unstamped: predicted positive",
+                "lift (stamped − unstamped, paired)",
                 "poisoned train tiles: predicted positive",
             ],
             cols,

@@ -213,6 +213,14 @@ fn attack_success_and_leakage_are_measured_per_group_and_agree_with_eval() {
             / 2.0;
         assert!((g["attack_success"][0]["mean"].as_f64().unwrap() - m).abs() < 1e-12);
         assert!(g["attack_success"][0]["ci95"].is_array(), "{g}");
+        let lift: f64 = runs
+            .iter()
+            .map(|e| {
+                e["attack_success"][0].as_f64().unwrap() - e["unstamped_positive"].as_f64().unwrap()
+            })
+            .sum::<f64>()
+            / 2.0;
+        assert!((g["attack_lift"][0]["mean"].as_f64().unwrap() - lift).abs() < 1e-12);
     }
 
     // Bad input: one line naming what is wrong.
