@@ -490,7 +490,7 @@ pub fn measure(
         figure: "figures/attack_success.png".into(),
     };
     // Everything is built before the first file is written.
-    let fig = report.figure()?;
+    let fig = report.figure("attack_success")?;
     let md = format!(
         "{}\n\n{}\n",
         report.attack_table()?.to_markdown(),
@@ -588,8 +588,9 @@ impl BackdoorReport {
         )
     }
 
-    /// Bars with intervals: stamped and unstamped share predicted positive per group.
-    pub fn figure(&self) -> Result<crate::report::Figure> {
+    /// Bars with intervals: stamped and unstamped share predicted positive per group,
+    /// as figure `name`.
+    pub fn figure(&self, name: &str) -> Result<crate::report::Figure> {
         let mut labels = Vec::new();
         let mut values = Vec::new();
         let mut cis = Vec::new();
@@ -610,7 +611,7 @@ impl BackdoorReport {
             cis.push(g.unstamped_positive.ci95);
         }
         charts::bars_with_ci(
-            "attack_success",
+            name,
             &format!(
                 "{}Backdoor: clean negative test tiles predicted positive",
                 self.synthetic()
