@@ -104,20 +104,33 @@ pub fn kinds_table(all: &[Scores]) -> Result<Table> {
             });
         }
     }
-    let heads: Vec<String> = all
-        .iter()
-        .map(|s| format!("{}: recall / precision", s.label()))
-        .collect();
-    let mut names = vec!["injected kind", "audit finding", "target"];
-    names.extend(heads.iter().map(String::as_str));
-    Table::from_strings(
-        &names,
+    per_storage_type(
+        all,
+        ["injected kind", "audit finding", "target"],
+        "recall / precision",
         cols,
         &format!(
             "pcam data audit on SYNTHETIC data from the independent generator (tests/independent, held-out seed {}), per storage type; label flips from a 5-fold CNN's out-of-fold probabilities",
             seeds(all)
         ),
     )
+}
+
+/// A table of three leading columns and one column per score file (`<dtype>: what`).
+fn per_storage_type(
+    all: &[Scores],
+    leading: [&str; 3],
+    what: &str,
+    cols: Vec<Vec<String>>,
+    caption: &str,
+) -> Result<Table> {
+    let heads: Vec<String> = all
+        .iter()
+        .map(|s| format!("{}: {what}", s.label()))
+        .collect();
+    let mut names = leading.to_vec();
+    names.extend(heads.iter().map(String::as_str));
+    Table::from_strings(&names, cols, caption)
 }
 
 /// Recall per trigger shape and per near-copy transform, per storage type.
@@ -144,14 +157,10 @@ pub fn subtypes_table(all: &[Scores]) -> Result<Table> {
             }
         }
     }
-    let heads: Vec<String> = all
-        .iter()
-        .map(|s| format!("{}: recall", s.label()))
-        .collect();
-    let mut names = vec!["kind", "subtype", "injected"];
-    names.extend(heads.iter().map(String::as_str));
-    Table::from_strings(
-        &names,
+    per_storage_type(
+        all,
+        ["kind", "subtype", "injected"],
+        "recall",
         cols,
         &format!(
             "Recall per trigger shape and per near-copy transform on the independent SYNTHETIC set (seed {})",
