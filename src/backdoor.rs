@@ -9,6 +9,7 @@
 //! `audit.json`, run folders and the data files, and writes `backdoor.json`,
 //! `backdoor.md` and a figure under its own folder.
 
+use crate::audit::TileRef;
 use crate::data::hdf5::{OpenOptions, Split};
 use crate::data::loader::Tiles;
 use crate::data::{InvalidPolicy, SplitName, CHANNELS, TILE, TILE_BYTES};
@@ -38,23 +39,17 @@ struct AuditFile {
 #[derive(Debug, Deserialize)]
 struct AuditFinding {
     kind: String,
-    tiles: Vec<AuditTile>,
+    tiles: Vec<TileRef>,
     #[serde(default)]
     pairs: Vec<AuditPair>,
     #[serde(default)]
     boxes: Vec<[u8; 4]>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
-struct AuditTile {
-    split: String,
-    index: usize,
-}
-
 #[derive(Debug, Deserialize)]
 struct AuditPair {
-    a: AuditTile,
-    b: AuditTile,
+    a: TileRef,
+    b: TileRef,
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,7 +57,7 @@ struct AuditStamp {
     size: [usize; 2],
     tiles: usize,
     labelled_positive: usize,
-    example: AuditTile,
+    example: TileRef,
 }
 
 /// A trigger as the audit found it: the pixels of its box in one tile that carries it.
@@ -206,36 +201,10 @@ pub struct BackdoorReport {
     pub figure: String,
 }
 
-/// A group of runs: a seed group folder (its `runs.txt`) or one run folder.
-pub fn group_runs(dir: &Path) -> Result<Vec<PathBuf>> {
-    let list = dir.join("runs.txt");
-    if !list.exists() {
-        RunDir::open(dir)?;
-        return Ok(vec![dir.to_path_buf()]);
-    }
-    let text = std::fs::read_to_string(&list).map_err(|e| Error::io(&list, "reading", e))?;
-    let runs: Vec<PathBuf> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(PathBuf::from)
-        .collect();
-    if runs.is_empty() {
-        return Err(Error::bad_file(&list, "lists no run"));
-    }
-    Ok(runs)
-}
-
 fn read_audit(path: &Path) -> Result<AuditFile> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "reading", e))?;
     serde_json::from_str(&text)
         .map_err(|e| Error::bad_file(path, format!("not an audit.json written by pcam: {e}")))
-}
-
-fn split_of(path: &Path, t: &AuditTile) -> Result<SplitName> {
-    t.split
-        .parse()
-        .map_err(|e: String| Error::bad_file(path, e))
 }
 
 /// The recurring stamps of the audit, each with its box and pixels read from its
@@ -266,9 +235,8 @@ fn stamps(
                     ),
                 )
             })?;
-        let split = split_of(audit_path, &s.example)?;
-        let block = Split::open_dir(dir, split, open)?
-            .read_block(s.example.index..s.example.index + 1, InvalidPolicy::Clip)?;
+        let split = s.example.split;
+        let tile = Split::open_dir(dir, split, open)?.read_tile(s.example.index)?;
         let [r0, c0, r1, c1] = bbox.map(usize::from);
         if r1 < r0 || c1 < c0 || r1 >= TILE || c1 >= TILE || [r1 - r0 + 1, c1 - c0 + 1] != s.size {
             return Err(Error::bad_file(
@@ -279,7 +247,7 @@ fn stamps(
         let mut pixels = Vec::with_capacity(s.size[0] * s.size[1] * CHANNELS);
         for r in r0..=r1 {
             let at = (r * TILE + c0) * CHANNELS;
-            pixels.extend_from_slice(&block.pixels[at..at + (c1 - c0 + 1) * CHANNELS]);
+            pixels.extend_from_slice(&tile[at..at + (c1 - c0 + 1) * CHANNELS]);
         }
         out.push(Stamp {
             source: (split, s.example.index),
@@ -338,17 +306,15 @@ pub fn measure(
     let mut copied: BTreeSet<usize> = BTreeSet::new();
     for f in &audit.findings {
         for t in &f.tiles {
-            if split_of(audit_path, t)? == SplitName::Test {
+            if t.split == SplitName::Test {
                 named.insert(t.index);
             }
         }
         for p in &f.pairs {
             for (x, y) in [(&p.a, &p.b), (&p.b, &p.a)] {
-                if split_of(audit_path, x)? == SplitName::Test {
+                if x.split == SplitName::Test {
                     named.insert(x.index);
-                    if COPY_KINDS.contains(&f.kind.as_str())
-                        && split_of(audit_path, y)? == SplitName::Train
-                    {
+                    if COPY_KINDS.contains(&f.kind.as_str()) && y.split == SplitName::Train {
                         copied.insert(x.index);
                     }
                 }
@@ -377,23 +343,19 @@ pub fn measure(
         Tiles::unlabelled(px, ks.iter().map(|&k| test.file_index[k]).collect())
     };
     let stamped: Vec<Tiles> = stamps.iter().map(|s| subset(&targets, Some(s))).collect();
-    let poisoned_idx: Vec<usize> = match audit.findings.iter().find(|f| f.kind == "trigger_patch") {
-        Some(f) => f
-            .tiles
-            .iter()
-            .map(|t| Ok((split_of(audit_path, t)?, t.index)))
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .filter(|(s, _)| *s == SplitName::Train)
-            .map(|(_, i)| i)
-            .collect(),
-        None => Vec::new(),
-    };
+    let poisoned_idx: Vec<usize> = audit
+        .findings
+        .iter()
+        .filter(|f| f.kind == "trigger_patch")
+        .flat_map(|f| &f.tiles)
+        .filter(|t| t.split == SplitName::Train)
+        .map(|t| t.index)
+        .collect();
     let poisoned = {
         let train = Split::open_dir(dir, SplitName::Train, open)?;
         let mut px = Vec::with_capacity(poisoned_idx.len() * TILE_BYTES);
         for &i in &poisoned_idx {
-            px.extend(train.read_block(i..i + 1, InvalidPolicy::Clip)?.pixels);
+            px.extend(train.read_tile(i)?);
         }
         Tiles::unlabelled(px, poisoned_idx.clone())
     };

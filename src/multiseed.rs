@@ -268,6 +268,27 @@ pub fn train_seeds(
     })
 }
 
+/// The runs of a group: those a seed group folder lists in `runs.txt` (written by
+/// [`write_group`]), or `dir` itself when it is one run folder.
+pub fn group_runs(dir: &Path) -> Result<Vec<PathBuf>> {
+    let list = dir.join("runs.txt");
+    if !list.exists() {
+        RunDir::open(dir)?;
+        return Ok(vec![dir.to_path_buf()]);
+    }
+    let text = std::fs::read_to_string(&list).map_err(|e| Error::io(&list, "reading", e))?;
+    let runs: Vec<PathBuf> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(PathBuf::from)
+        .collect();
+    if runs.is_empty() {
+        return Err(Error::bad_file(&list, "lists no run"));
+    }
+    Ok(runs)
+}
+
 /// `runs.txt`, `summary.json` and `summary.md` of a group, each written atomically.
 pub fn write_group(
     dir: &Path,

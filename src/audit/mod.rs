@@ -15,7 +15,7 @@ use crate::data::loader::{NormAccumulator, NormStats};
 use crate::data::{InvalidPolicy, SplitFiles, SplitName, TILE_BYTES};
 use crate::error::{Error, Result};
 use crate::seed::Seeds;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -101,7 +101,7 @@ pub struct Oof {
 }
 
 /// A tile named by split and file index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TileRef {
     pub split: SplitName,
     pub index: usize,
@@ -784,10 +784,7 @@ fn grid(dir: &Path, open: &OpenOptions, examples: &[Vec<Example>]) -> Result<Vec
                 e.insert(Split::open_dir(dir, t.split, open)?);
             }
             let s = &open_splits[&t.split];
-            let mut px = s
-                .images
-                .read_block(t.index..t.index + 1, InvalidPolicy::Clip)?
-                .pixels;
+            let mut px = s.read_tile(t.index)?;
             if let Some(b) = bbox {
                 outline(&mut px, *b);
             }

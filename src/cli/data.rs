@@ -276,7 +276,7 @@ pub fn run(cmd: DataCmd, progress: Progress) -> Result<()> {
                         })?;
                     Ok((
                         name.to_string(),
-                        pcam::backdoor::group_runs(Path::new(folder))?,
+                        pcam::multiseed::group_runs(Path::new(folder))?,
                     ))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;

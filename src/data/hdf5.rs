@@ -450,6 +450,15 @@ impl Split {
         self.images.block_ranges()
     }
 
+    /// Tile `i`'s (96, 96, 3) u8 pixels under the `clip` policy (how examples, exports
+    /// and stamps are read: a tile with invalid values is shown, not dropped).
+    pub fn read_tile(&self, i: usize) -> Result<Vec<u8>> {
+        Ok(self
+            .images
+            .read_block(i..i + 1, InvalidPolicy::Clip)?
+            .pixels)
+    }
+
     /// Reads tiles `range` with their labels, mapped to u8 under `policy`.
     pub fn read_block(&self, range: Range<usize>, policy: InvalidPolicy) -> Result<Block> {
         let mut b = self.images.read_block(range, policy)?;

@@ -4,7 +4,6 @@
 //! images of 96×96; anything else is refused with the reason.
 
 use super::hdf5::{OpenOptions, Split};
-use super::plan::InvalidPolicy;
 use super::{SplitName, TILE, TILE_BYTES};
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -118,8 +117,8 @@ pub fn export(
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, "creating folder", e))?;
     let mut paths = Vec::with_capacity(indices.len());
     for &i in indices {
-        let b = s.images.read_block(i..i + 1, InvalidPolicy::Clip)?;
-        let png = encode(&b.pixels[..TILE_BYTES], TILE as u32, TILE as u32)?;
+        let px = s.read_tile(i)?;
+        let png = encode(&px[..TILE_BYTES], TILE as u32, TILE as u32)?;
         let p = out.join(format!("{split}_{i}.png"));
         crate::fsutil::write_atomic(&p, &png)?;
         paths.push(p);
