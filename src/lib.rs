@@ -44,7 +44,7 @@ pub mod prelude {
     pub use crate::data::hdf5::OpenOptions;
     pub use crate::data::{self, inspect, SplitName};
     pub use crate::progress::Progress;
-    pub use crate::report::{self, AcrossCpus, Assets, Figure, Table};
+    pub use crate::report::{self, AcrossCpus, Assets, Figure, NamedValue, Table};
     pub use polars::df;
     pub use polars::prelude::{Column, DataFrame, NamedFrom};
 }

@@ -1,20 +1,39 @@
 //! `journal.md` wiring. Tables exported by notebooks and commands live in
 //! `assets/tables/<name>.md` and appear in the journal between marker comments
-//! (`<!-- pcam:table NAME -->` … `<!-- /pcam:table -->`); `render` refreshes those
-//! blocks, `check` reports stale blocks, missing figures and notebooks, images outside
-//! `assets/`, and sub-questions without an answer. Questions whose issue is still open
-//! are listed once, in [`PENDING`], and reported rather than failed.
+//! (`<!-- pcam:table NAME -->` … `<!-- /pcam:table -->`); single numbers the prose quotes
+//! live in `assets/values/<file>.json` (`pcam::report::values`) and appear inline as
+//! `<!-- pcam:value FILE.KEY -->8,226<!-- /pcam:value -->`. `render` refreshes both kinds of
+//! block, `check` reports stale or unknown blocks, missing figures and notebooks, images
+//! outside `assets/`, and sub-questions without an answer. Questions whose issue is still
+//! open are listed once, in [`PENDING`], and reported rather than failed.
 
 use pcam::error::{Error, Result};
 use pcam::report::Assets;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Sub-questions (by id prefix) answered by issues that are still open, with the issue.
 /// Remove an entry when its issue lands and the answer is written.
 pub const PENDING: &[(&str, u32)] = &[];
 
-const OPEN: &str = "<!-- pcam:table ";
-const CLOSE: &str = "<!-- /pcam:table -->";
+/// A kind of marked block: its opening marker's prefix and its closing marker.
+struct Marker {
+    open: &'static str,
+    close: &'static str,
+    what: &'static str,
+}
+
+const TABLE: Marker = Marker {
+    open: "<!-- pcam:table ",
+    close: "<!-- /pcam:table -->",
+    what: "table",
+};
+
+const VALUE: Marker = Marker {
+    open: "<!-- pcam:value ",
+    close: "<!-- /pcam:value -->",
+    what: "value",
+};
 
 /// The issue still open for sub-question `id`, if any.
 pub fn pending_issue(id: &str) -> Option<u32> {
@@ -27,7 +46,7 @@ fn pending_in(list: &[(&str, u32)], id: &str) -> Option<u32> {
         .map(|(_, i)| *i)
 }
 
-/// A marked table block in the journal.
+/// A marked block in the journal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Block {
     name: String,
@@ -36,32 +55,57 @@ struct Block {
     line: usize,
 }
 
-fn blocks(path: &Path, text: &str) -> Result<Vec<Block>> {
+/// A value block's name, `FILE.KEY`, split; both parts are asset names.
+fn value_name(name: &str) -> Option<(&str, &str)> {
+    let (file, key) = name.split_once('.')?;
+    let ok = |s: &str| pcam::report::check_name(s).is_ok();
+    (ok(file) && ok(key)).then_some((file, key))
+}
+
+fn blocks(path: &Path, text: &str, m: &Marker) -> Result<Vec<Block>> {
+    let what = m.what;
     let mut out = vec![];
     let mut pos = 0;
-    while let Some(i) = text[pos..].find(OPEN) {
+    while let Some(i) = text[pos..].find(m.open) {
         let start = pos + i;
-        let line = text[..start].lines().count() + 1;
+        let line = text[..start].matches('\n').count() + 1;
         let head_end = text[start..]
             .find("-->")
             .map(|j| start + j + 3)
             .ok_or_else(|| {
-                Error::bad_file(path, format!("line {line}: unterminated table marker"))
+                Error::bad_file(path, format!("line {line}: unterminated {what} marker"))
             })?;
-        let name = text[start + OPEN.len()..head_end - 3].trim().to_string();
-        pcam::report::check_name(&name)
-            .map_err(|_| Error::bad_file(path, format!("line {line}: bad table name `{name}`")))?;
-        let close = text[head_end..]
-            .find(CLOSE)
-            .map(|j| head_end + j)
-            .ok_or_else(|| {
-                Error::bad_file(path, format!("line {line}: table `{name}` has no {CLOSE}"))
-            })?;
-        if let Some(nested) = text[head_end..close].find(OPEN) {
-            let l = text[..head_end + nested].lines().count() + 1;
+        let name = text[start + m.open.len()..head_end - 3].trim().to_string();
+        let named = match what {
+            "value" => value_name(&name).is_some(),
+            _ => pcam::report::check_name(&name).is_ok(),
+        };
+        if !named {
             return Err(Error::bad_file(
                 path,
-                format!("line {l}: table marker inside table `{name}`"),
+                format!("line {line}: bad {what} name `{name}`"),
+            ));
+        }
+        let close = text[head_end..]
+            .find(m.close)
+            .map(|j| head_end + j)
+            .ok_or_else(|| {
+                Error::bad_file(
+                    path,
+                    format!("line {line}: {what} `{name}` has no {}", m.close),
+                )
+            })?;
+        if let Some(nested) = text[head_end..close].find(m.open) {
+            let l = text[..head_end + nested].matches('\n').count() + 1;
+            return Err(Error::bad_file(
+                path,
+                format!("line {l}: {what} marker inside {what} `{name}`"),
+            ));
+        }
+        if what == "value" && text[head_end..close].contains('\n') {
+            return Err(Error::bad_file(
+                path,
+                format!("line {line}: value `{name}` spans lines; close it on the same line"),
             ));
         }
         out.push(Block {
@@ -69,7 +113,7 @@ fn blocks(path: &Path, text: &str) -> Result<Vec<Block>> {
             content: head_end..close,
             line,
         });
-        pos = close + CLOSE.len();
+        pos = close + m.close.len();
     }
     Ok(out)
 }
@@ -82,15 +126,81 @@ fn read(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| Error::io(path, "reading", e))
 }
 
-/// Refreshes every marked block of `journal` from `assets`; returns the names changed.
+/// The value files the journal cites, each read once.
+struct ValueFiles<'a> {
+    assets: &'a Assets,
+    files: BTreeMap<String, Option<pcam::report::values::ValuesFile>>,
+}
+
+impl ValueFiles<'_> {
+    /// The text of value `FILE.KEY`, or why there is none.
+    fn text(&mut self, name: &str) -> Result<std::result::Result<String, String>> {
+        let (file, key) = value_name(name).expect("value names are checked when parsed");
+        let path = pcam::report::values::path(self.assets, file);
+        if !self.files.contains_key(file) {
+            let f = pcam::report::values::read(&path)?;
+            self.files.insert(file.to_string(), f);
+        }
+        Ok(match &self.files[file] {
+            None => Err(format!("has no file {}", path.display())),
+            Some(f) => match f.values.get(key) {
+                Some(v) => Ok(v.text.clone()),
+                None => Err(format!("is not in {}", path.display())),
+            },
+        })
+    }
+}
+
+/// Every marked block of `text` with what `assets` says it should hold (`Err`: why
+/// nothing can be said), in the order they appear.
+type Expected = Vec<(Block, &'static str, std::result::Result<String, String>)>;
+
+fn expected(journal: &Path, text: &str, assets: &Assets) -> Result<Expected> {
+    let tables = blocks(journal, text, &TABLE)?;
+    let values = blocks(journal, text, &VALUE)?;
+    if let Some(v) = values
+        .iter()
+        .find(|v| tables.iter().any(|t| t.content.contains(&v.content.start)))
+    {
+        return Err(Error::bad_file(
+            journal,
+            format!("line {}: value marker inside a table block", v.line),
+        ));
+    }
+    let mut out = Vec::with_capacity(tables.len() + values.len());
+    for b in tables {
+        let p = assets.table_path(&b.name);
+        let want = std::fs::read_to_string(&p)
+            .map(|t| block_body(&t))
+            .map_err(|_| format!("has no file {}", p.display()));
+        out.push((b, "table", want));
+    }
+    let mut files = ValueFiles {
+        assets,
+        files: BTreeMap::new(),
+    };
+    for b in values {
+        let want = files.text(&b.name)?;
+        out.push((b, "value", want));
+    }
+    out.sort_by_key(|(b, _, _)| b.content.start);
+    Ok(out)
+}
+
+/// Refreshes every marked block of `journal` (tables and values) from `assets`; returns
+/// the names changed. A block whose table or value does not exist fails the render.
 pub fn render(journal: &Path, assets: &Assets) -> Result<Vec<String>> {
     let text = read(journal)?;
     let mut out = String::with_capacity(text.len());
     let mut last = 0;
     let mut changed = vec![];
-    for b in blocks(journal, &text)? {
-        let table = read(&assets.table_path(&b.name))?;
-        let body = block_body(&table);
+    for (b, what, want) in expected(journal, &text, assets)? {
+        let body = want.map_err(|why| {
+            Error::bad_file(
+                journal,
+                format!("line {}: {what} `{}` {why}", b.line, b.name),
+            )
+        })?;
         out.push_str(&text[last..b.content.start]);
         out.push_str(&body);
         if text[b.content.clone()] != body {
@@ -164,18 +274,19 @@ pub fn check(journal: &Path, assets: &Assets) -> Result<CheckReport> {
     let text = read(journal)?;
     let root = journal.parent().unwrap_or(Path::new("."));
     let mut r = CheckReport::default();
-    for b in blocks(journal, &text)? {
-        let p = assets.table_path(&b.name);
-        match std::fs::read_to_string(&p) {
-            Err(_) => r.problems.push(format!(
-                "line {}: table `{}` has no file {}",
+    for (b, what, want) in expected(journal, &text, assets)? {
+        match want {
+            Err(why) => r
+                .problems
+                .push(format!("line {}: {what} `{}` {why}", b.line, b.name)),
+            Ok(body) if text[b.content.clone()] != body => r.problems.push(format!(
+                "line {}: {what} `{}` is stale ({}): run `pcam-course journal render`",
                 b.line,
                 b.name,
-                p.display()
-            )),
-            Ok(t) if text[b.content.clone()] != block_body(&t) => r.problems.push(format!(
-                "line {}: table `{}` is stale: run `pcam-course journal render`",
-                b.line, b.name
+                match what {
+                    "value" => format!("journal says {}, assets say {body}", &text[b.content]),
+                    _ => "differs from its asset".into(),
+                }
             )),
             Ok(_) => {}
         }
@@ -383,6 +494,71 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("bad table name"));
+    }
+
+    #[test]
+    fn values_are_rendered_inline_and_checked() {
+        use pcam::report::{values, AcrossCpus, NamedValue};
+        let text = "### 5.1 Rates\n\nBatched <!-- pcam:value q5a.rate -->9,300<!-- /pcam:value --> points/s, \
+                    AUC <!-- pcam:value q5a.auc -->?<!-- /pcam:value -->.\n\n<!-- pcam:table t1 -->\nold\n<!-- /pcam:table -->\n";
+        let (_d, j, a) = setup(text, Some("| a |\n"));
+        let tol = AcrossCpus::within(0.01, 0.0, "test");
+        values::record(
+            &a,
+            "q5a",
+            &[
+                ("rate", NamedValue::measured(8226.3, 0, 5.0)),
+                ("auc", NamedValue::derived(0.95238, 4, &tol)),
+            ],
+        )
+        .unwrap();
+        let p = check(&j, &a).unwrap().problems;
+        assert!(
+            p.iter().any(|l| l.contains(
+                "line 3: value `q5a.rate` is stale (journal says 9,300, assets say 8,226)"
+            )),
+            "{p:?}"
+        );
+        assert_eq!(p.len(), 3, "rate, auc and the table are stale: {p:?}");
+        let mut changed = render(&j, &a).unwrap();
+        changed.sort();
+        assert_eq!(changed, ["q5a.auc", "q5a.rate", "t1"]);
+        let after = std::fs::read_to_string(&j).unwrap();
+        assert!(after.contains("Batched <!-- pcam:value q5a.rate -->8,226<!-- /pcam:value --> points/s, AUC <!-- pcam:value q5a.auc -->0.9524<!-- /pcam:value -->."));
+        assert!(after.contains("<!-- pcam:table t1 -->\n| a |\n<!-- /pcam:table -->"));
+        assert!(check(&j, &a).unwrap().problems.is_empty());
+
+        // an unknown key or file is a problem for check and an error for render
+        let more = format!("{after}\n<!-- pcam:value q5a.gone -->1<!-- /pcam:value --> <!-- pcam:value q9.x -->2<!-- /pcam:value -->\n");
+        std::fs::write(&j, &more).unwrap();
+        let p = check(&j, &a).unwrap().problems;
+        assert!(
+            p.iter().any(|l| l.contains("value `q5a.gone` is not in")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter().any(|l| l.contains("value `q9.x` has no file")),
+            "{p:?}"
+        );
+        let e = render(&j, &a).unwrap_err().to_string();
+        assert!(e.contains("value `q5a.gone` is not in"), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(&j).unwrap(),
+            more,
+            "a failed render writes nothing"
+        );
+
+        // malformed value markers
+        for (bad, msg) in [
+            ("<!-- pcam:value q5a -->1<!-- /pcam:value -->", "bad value name `q5a`"),
+            ("<!-- pcam:value q5a.rate -->1\n<!-- /pcam:value -->", "spans lines"),
+            ("<!-- pcam:value q5a.rate -->1", "has no <!-- /pcam:value -->"),
+            ("<!-- pcam:table t1 -->\n<!-- pcam:value q5a.rate -->1<!-- /pcam:value -->\n<!-- /pcam:table -->", "value marker inside a table"),
+        ] {
+            std::fs::write(&j, bad).unwrap();
+            let e = check(&j, &a).unwrap_err().to_string();
+            assert!(e.contains(msg), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `pcam-course`: the repository's own checks, beside the `pcam` tool. `journal render`
-//! refreshes journal.md's table blocks from assets/tables/; `journal check` fails on stale
-//! blocks, missing figures or notebooks and unanswered sub-questions (`make journal-check`).
+//! refreshes journal.md's table blocks from assets/tables/ and its inline value blocks from
+//! assets/values/; `journal check` fails on stale or unknown blocks, missing figures or
+//! notebooks and unanswered sub-questions (`make journal-check`).
 //! Errors print as one line and exit with code 2, like `pcam`.
 
 use anyhow::Result;
@@ -25,14 +26,16 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum JournalCmd {
-    /// Refresh the marked table blocks of journal.md from assets/tables/.
+    /// Refresh the marked table and value blocks of journal.md from assets/tables/ and
+    /// assets/values/.
     Render {
         #[arg(long, default_value = "journal.md")]
         journal: PathBuf,
         #[arg(long, value_name = "DIR")]
         assets: Option<PathBuf>,
     },
-    /// Fail on stale tables, missing figures or notebooks, and unanswered questions.
+    /// Fail on stale or unknown tables and values, missing figures or notebooks, and
+    /// unanswered questions.
     Check {
         #[arg(long, default_value = "journal.md")]
         journal: PathBuf,

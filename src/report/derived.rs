@@ -71,12 +71,12 @@ impl AcrossCpus {
         self
     }
 
-    fn allowed(&self, key: &str, a: f64, b: f64) -> f64 {
+    pub(crate) fn allowed(&self, key: &str, a: f64, b: f64) -> f64 {
         let (abs, rel) = self.keys.get(key).copied().unwrap_or((self.abs, self.rel));
         abs + rel * a.abs().max(b.abs())
     }
 
-    fn check(&self, asset: &str) -> Result<()> {
+    pub(crate) fn check(&self, asset: &str) -> Result<()> {
         let ok = |x: f64| x.is_finite() && x >= 0.0;
         let all = std::iter::once((self.abs, self.rel)).chain(self.keys.values().copied());
         if all.into_iter().all(|(a, r)| ok(a) && ok(r)) && !self.why.trim().is_empty() {
@@ -330,6 +330,8 @@ pub fn compare(committed: &NumbersFile, fresh: &NumbersFile) -> (Option<Deviatio
 pub struct AssetCheck {
     pub exact: usize,
     pub derived: usize,
+    /// Value files (`values/<file>.json`), compared value by value by their kinds.
+    pub values: usize,
     /// One line per training-derived asset compared by tolerance: its largest deviation.
     pub deviations: Vec<String>,
     pub failures: Vec<String>,
@@ -348,16 +350,17 @@ impl AssetCheck {
             return Err(Error::failed(
                 "notebook assets",
                 format!(
-                    "{} failure(s) among {} exact and {} training-derived assets (training-derived compared {how})",
+                    "{} failure(s) among {} exact and {} training-derived assets and {} value files (training-derived compared {how})",
                     self.failures.len(),
                     self.exact,
-                    self.derived
+                    self.derived,
+                    self.values
                 ),
             ));
         }
         Ok(format!(
-            "assets agree: {} exact byte for byte, {} training-derived compared {how}",
-            self.exact, self.derived
+            "assets agree: {} exact byte for byte, {} training-derived compared {how}, {} value files value by value",
+            self.exact, self.derived, self.values
         ))
     }
 }
@@ -424,6 +427,20 @@ pub fn check(
             ));
             continue;
         };
+        if rel.starts_with("values") {
+            r.values += 1;
+            let parse = |p: &Path| {
+                super::values::read(p)?
+                    .ok_or_else(|| Error::bad_file(p, "disappeared while being checked"))
+            };
+            let (a, b) = (parse(&committed.join(rel))?, parse(&fresh.join(rel))?);
+            r.failures.extend(
+                super::values::compare(&a, &b, same_machine)
+                    .into_iter()
+                    .map(|f| format!("assets/{name}: {f}")),
+            );
+            continue;
+        }
         let side = numbers_path(rel);
         let (new_side, old_side) = (read(&fresh.join(&side))?, read(&committed.join(&side))?);
         match (new_side, old_side) {
@@ -626,6 +643,36 @@ mod tests {
         ] {
             assert!(all.contains(needle), "{needle} not in:\n{all}");
         }
+        // Value files are compared value by value by their kinds, not byte for byte.
+        let values = |rate: f64| {
+            serde_json::to_vec(&super::super::values::ValuesFile {
+                values: [(
+                    "rate".to_string(),
+                    super::super::NamedValue::measured(rate, 0, 3.0),
+                )]
+                .into(),
+            })
+            .unwrap()
+        };
+        write(o, "values/q5a.json", &values(9000.0));
+        write(n, "values/q5a.json", &values(5000.0));
+        let r = check(o, n, true, false).unwrap();
+        assert_eq!(r.values, 1);
+        assert!(
+            !r.failures.iter().any(|f| f.contains("values/")),
+            "{:?}",
+            r.failures
+        );
+        write(n, "values/q5a.json", &values(2000.0));
+        let r = check(o, n, true, false).unwrap();
+        assert!(
+            r.failures
+                .iter()
+                .any(|f| f.contains("assets/values/q5a.json: `rate` more than 3× apart")),
+            "{:?}",
+            r.failures
+        );
+        std::fs::remove_file(n.join("values/q5a.json")).unwrap();
         // A partial run does not call unmade assets stale.
         let r = check(o, n, false, false).unwrap();
         assert!(!r.failures.join("\n").contains("old.png"));

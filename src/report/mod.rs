@@ -11,10 +11,12 @@ pub mod dataset;
 pub mod derived;
 pub mod figure;
 pub mod table;
+pub mod values;
 
 pub use derived::AcrossCpus;
 pub use figure::Figure;
 pub use table::Table;
+pub use values::NamedValue;
 
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
