@@ -4,7 +4,7 @@ SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 
 .DEFAULT_GOAL := help
-.PHONY: help setup build check demo test test-slow test-root test-slurm fuzz bench bench-full bench-compare lint fmt clean notebooks notebooks-check journal-check mlflow mlflow-stop
+.PHONY: help setup build check demo test test-slow test-root test-slurm fuzz bench bench-full bench-compare lint fmt clean course-data notebooks notebooks-check journal-check mlflow mlflow-stop
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ fuzz: setup ## cargo-fuzz on the config resolver and the HDF5 reader, FUZZ_SECON
 
 test-slurm: setup ## The slurm/ scripts on a real one-node Slurm started here (root; installs slurm-wlm)
 	@$(call as_root,make test-slurm,cargo test --release --locked --test slurm -- --ignored)
+
+course-data: setup ## The SYNTHETIC demo copies, the course copy's clean index and slide split (configs/data/course_clean.yaml)
+	@scripts/course-data.sh
 
 notebooks: setup ## Install evcxr + Jupyter tools, execute every notebook in place, render journal tables
 	@scripts/notebooks.sh run

@@ -72,11 +72,10 @@ if not os.path.exists(sys.argv[1]) or open(sys.argv[1]).read() != text:
     open(sys.argv[1], "w").write(text)
 PY
 
-# Regenerated every time (a few seconds, byte-identical for the same generator), so a
-# data folder left by an older pcam can never feed stale numbers into the notebooks.
-for v in pcam course; do
-  target/release/pcam -q data synth --out "data/demo/$v" --variant "$v" --seed 7 --force >/dev/null
-done
+# The demo copies, the course copy's clean index and slide split: regenerated every time
+# (seconds, byte-identical for the same pcam), so nothing an older pcam left can feed stale
+# numbers into the notebooks.
+scripts/course-data.sh
 
 mkdir -p "$EVCXR_TMPDIR"
 # evcxr resolves dependencies afresh; give it our lock file so notebooks run the same

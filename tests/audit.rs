@@ -627,3 +627,122 @@ fn flipped_labels_are_found_by_confident_learning_on_out_of_fold_cnn_probabiliti
         "label flips: recall {r:.3}, precision {p:.3}"
     );
 }
+
+/// `wsi` of every tile of `split` in a synthetic copy's meta.csv, by file index.
+fn slides(dir: &Path, split: &str) -> Vec<String> {
+    let text =
+        std::fs::read_to_string(dir.join(format!("camelyonpatch_level_2_split_{split}_meta.csv")))
+            .unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "wsi").unwrap();
+    lines
+        .map(|l| l.split(',').nth(col).unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn course_experiments_train_on_the_clean_index_and_a_slide_split() {
+    // What journal Q5/Q6 train on: configs/data/course_clean.yaml, whose two files are made
+    // by the commands scripts/course-data.sh runs, here on a small course copy at the same
+    // relative paths.
+    let d = tempfile::tempdir().unwrap();
+    let dp = d.path();
+    synth(
+        dp,
+        "data/demo/course",
+        "course",
+        "train=600,valid=128,test=128",
+    );
+    ok(
+        dp,
+        "-q data audit data/demo/course --out rep --write-clean data/demo/course-clean.json",
+    );
+    ok(
+        dp,
+        "-q data split data/demo/course --out data/demo/course-split.json",
+    );
+    let config =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/experiment/q6_course_mlp.yaml");
+    let o = pcam(
+        dp,
+        &[
+            "-q",
+            "train",
+            "--run-dir",
+            "r",
+            "--config",
+            config.to_str().unwrap(),
+            "train.epochs=1",
+            "train.threads=1",
+        ],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    ok(dp, "-q eval --run r --split valid");
+
+    // The valid tiles the run scored: those the manifest puts in valid, minus the clean
+    // index's drops, and none of their slides among the manifest's train tiles.
+    let clean = json(&dp.join("data/demo/course-clean.json"));
+    let manifest = json(&dp.join("data/demo/course-split.json"));
+    let fold = &manifest["folds"][0];
+    let refs = |v: &Value| -> BTreeSet<(String, u64)> {
+        let mut out = BTreeSet::new();
+        for (split, list) in v.as_object().unwrap() {
+            for i in list.as_array().unwrap() {
+                out.insert((split.clone(), i.as_u64().unwrap()));
+            }
+        }
+        out
+    };
+    let dropped: BTreeSet<(String, u64)> = clean["drop"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(s, v)| {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(move |e| (s.clone(), e["index"].as_u64().unwrap()))
+        })
+        .collect();
+    assert!(!dropped.is_empty());
+    let (train, valid) = (refs(&fold["train"]), refs(&fold["valid"]));
+    let scored: BTreeSet<(String, u64)> =
+        std::fs::read_to_string(dp.join("r/predictions-valid.csv"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                (f[0].to_string(), f[1].parse().unwrap())
+            })
+            .collect();
+    let expected: BTreeSet<_> = valid.difference(&dropped).cloned().collect();
+    assert_eq!(scored, expected);
+    assert!(
+        expected.len() < valid.len(),
+        "the clean index drops valid tiles too"
+    );
+    let course = dp.join("data/demo/course");
+    let slide_of: std::collections::BTreeMap<&str, Vec<String>> = ["train", "valid"]
+        .into_iter()
+        .map(|s| (s, slides(&course, s)))
+        .collect();
+    let slides_in = |tiles: &BTreeSet<(String, u64)>| -> BTreeSet<String> {
+        tiles
+            .iter()
+            .map(|(s, i)| slide_of[s.as_str()][*i as usize].clone())
+            .collect()
+    };
+    let shared: Vec<String> = slides_in(&train)
+        .intersection(&slides_in(&scored))
+        .cloned()
+        .collect();
+    assert!(shared.is_empty(), "slides in train and valid: {shared:?}");
+    // the provided splits do share slides (the leak the split removes)
+    let provided = |s: &str| slide_of[s].iter().cloned().collect::<BTreeSet<_>>();
+    assert!(provided("train")
+        .intersection(&provided("valid"))
+        .next()
+        .is_some());
+}

@@ -651,6 +651,23 @@ pub fn audit(dir: &Path, opts: &AuditOptions, open: &OpenOptions) -> Result<Audi
     recurring_stamps.sort_by(|a, b| b.tiles.cmp(&a.tiles).then(a.example.cmp(&b.example)));
     std::fs::create_dir_all(opts.out.join("figures"))
         .map_err(|e| Error::io(&opts.out, "creating report folder", e))?;
+    let synthetic = if crate::data::synth::note(dir).is_some() {
+        " (SYNTHETIC data)"
+    } else {
+        ""
+    };
+    let title = |f: &Finding| {
+        let (shown, of, what) = if f.pairs.is_empty() {
+            (opts.examples.min(f.tiles.len()), f.tiles.len(), "tiles")
+        } else {
+            let pairs = f.pairs.len();
+            (opts.examples.div_ceil(2).min(pairs), pairs, "pairs")
+        };
+        format!(
+            "{}: {shown} of {of} {what}{synthetic}",
+            f.kind.replace('_', " ")
+        )
+    };
     for f in &mut findings {
         if f.tiles.is_empty() {
             continue;
@@ -664,7 +681,7 @@ pub fn audit(dir: &Path, opts: &AuditOptions, open: &OpenOptions) -> Result<Audi
                 .take(opts.examples)
                 .map(|(j, &t)| vec![(t, f.boxes.get(j).copied())])
                 .collect();
-            grid(dir, open, &pick)?
+            grid(dir, open, &pick, &f.kind, &title(f), &[])?
         } else {
             // Pairs take two rows: half as many columns keep the figure small.
             let pick: Vec<Vec<Example>> = f
@@ -673,7 +690,8 @@ pub fn audit(dir: &Path, opts: &AuditOptions, open: &OpenOptions) -> Result<Audi
                 .take(opts.examples.div_ceil(2))
                 .map(|p| vec![(p.a, None), (p.b, None)])
                 .collect();
-            grid(dir, open, &pick)?
+            let rows = ["tile".to_string(), "its copy".to_string()];
+            grid(dir, open, &pick, &f.kind, &title(f), &rows)?
         };
         crate::fsutil::write_atomic(&opts.out.join(&name), &png)?;
         f.figure = Some(name);
@@ -772,9 +790,17 @@ fn facts_parallel(pixels: &[u8], threads: usize) -> Vec<TileFacts> {
     })
 }
 
-/// A PNG of example tiles: one column per example, one row per tile of it (pairs give
-/// two rows); a box, when given, is outlined in red just outside the region.
-fn grid(dir: &Path, open: &OpenOptions, examples: &[Vec<Example>]) -> Result<Vec<u8>> {
+/// A PNG of example tiles under `title`: one column per example, one row per tile of it
+/// (pairs give two rows, named by `rows`); a box, when given, is outlined in red just
+/// outside the region.
+fn grid(
+    dir: &Path,
+    open: &OpenOptions,
+    examples: &[Vec<Example>],
+    name: &str,
+    title: &str,
+    rows: &[String],
+) -> Result<Vec<u8>> {
     let mut open_splits: BTreeMap<SplitName, Split> = BTreeMap::new();
     let mut pixels: Vec<Vec<Vec<u8>>> = Vec::new();
     for ex in examples {
@@ -796,7 +822,11 @@ fn grid(dir: &Path, open: &OpenOptions, examples: &[Vec<Example>]) -> Result<Vec
         .iter()
         .map(|c| c.iter().map(|t| &t[..TILE_BYTES]).collect())
         .collect();
-    crate::data::tile_png::grid(&columns)
+    Ok(
+        crate::report::Figure::tile_grid(name, title, rows, &columns)?
+            .png()
+            .to_vec(),
+    )
 }
 
 /// Draws a red rectangle one pixel outside box `b` (inclusive) of a u8 tile, clipped to

@@ -42,7 +42,13 @@ pub fn throughput_vs_batch(name: &str, reports: &[Report], title: &str) -> Resul
     let (y0, y1) = bounds(&ys, (1.0, 10.0));
     Figure::draw(name, (1200, 520), |area| {
         let (top, body) = area.split_vertically(36);
-        top.titled(title, ("sans-serif", 20))?;
+        top.titled(
+            title,
+            (
+                "sans-serif",
+                crate::report::charts::title_size(&top, title, 20),
+            ),
+        )?;
         for (mode, panel) in modes.iter().zip(body.split_evenly((1, 2)).iter()) {
             let mut chart = ChartBuilder::on(panel)
                 .caption(mode.as_str(), ("sans-serif", 16))
@@ -163,7 +169,13 @@ pub fn stage_breakdown(
     let n = bars.len().max(1);
     Figure::draw(name, (1000, 90 + 34 * n as u32 + 60), |area| {
         let (top, body) = area.split_vertically(36);
-        top.titled(title, ("sans-serif", 18))?;
+        top.titled(
+            title,
+            (
+                "sans-serif",
+                crate::report::charts::title_size(&top, title, 18),
+            ),
+        )?;
         // x from -55 to 135: bar labels on the left, the legend on the right, the bars
         // (shares, 0-100 %) in between.
         let mut chart = ChartBuilder::on(&body)

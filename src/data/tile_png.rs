@@ -76,9 +76,9 @@ pub fn encode(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// A PNG of tiles laid out in columns: `columns[c]` holds the (96, 96, 3) tiles of column
-/// `c`, top to bottom, with 4 px white gaps.
-pub fn grid(columns: &[Vec<&[u8]>]) -> Result<Vec<u8>> {
+/// Tiles laid out in columns as an RGB image, with its width and height: `columns[c]`
+/// holds the (96, 96, 3) tiles of column `c`, top to bottom, with 4 px white gaps.
+pub fn grid_rgb(columns: &[Vec<&[u8]>]) -> (Vec<u8>, usize, usize) {
     const GAP: usize = 4;
     let cols = columns.len().max(1);
     let rows = columns.iter().map(Vec::len).max().unwrap_or(1).max(1);
@@ -95,7 +95,7 @@ pub fn grid(columns: &[Vec<&[u8]>]) -> Result<Vec<u8>> {
             }
         }
     }
-    encode(&img, w as u32, h as u32)
+    (img, w, h)
 }
 
 /// Writes tiles `indices` of split `split` in `dir` to `out/<split>_<index>.png`

@@ -2,7 +2,71 @@
 
 use super::Figure;
 use crate::error::Result;
+use plotters::coord::Shift;
 use plotters::prelude::*;
+
+/// The largest font size ≤ `size` (down to 10) at which `title` fits the area's width with
+/// a margin, so a long title shrinks instead of being clipped at the edges.
+pub fn title_size<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    title: &str,
+    size: u32,
+) -> u32 {
+    let room = area.dim_in_pixel().0.saturating_sub(32);
+    (10..=size.max(10))
+        .rev()
+        .find(|&s| {
+            area.estimate_text_size(title, &("sans-serif", s).into_text_style(area))
+                .is_ok_and(|(w, _)| w <= room)
+        })
+        .unwrap_or(10)
+}
+
+/// The corner of the plot where a legend of `entries` lines covers the fewest points of
+/// `series` (each segment sampled, so sparse lines count too); ties go to upper right,
+/// upper left, lower right, lower left, in that order.
+fn legend_corner(
+    series: &[Vec<(f64, f64)>],
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+    entries: usize,
+    plot_height_px: f64,
+) -> SeriesLabelPosition {
+    let w = 0.42;
+    let h = ((entries as f64 * 20.0 + 16.0) / plot_height_px.max(1.0)).min(0.9);
+    let frac = |v: f64, a: f64, b: f64| if b > a { (v - a) / (b - a) } else { 0.5 };
+    let corners = [
+        (
+            SeriesLabelPosition::UpperRight,
+            1.0 - w..=1.0,
+            1.0 - h..=1.0,
+        ),
+        (SeriesLabelPosition::UpperLeft, 0.0..=w, 1.0 - h..=1.0),
+        (SeriesLabelPosition::LowerRight, 1.0 - w..=1.0, 0.0..=h),
+        (SeriesLabelPosition::LowerLeft, 0.0..=w, 0.0..=h),
+    ];
+    let mut best = (usize::MAX, SeriesLabelPosition::UpperRight);
+    for (pos, xs, ys) in corners {
+        let mut hits = 0;
+        for s in series {
+            for pair in s.windows(2).chain(s.get(..1).filter(|_| s.len() == 1)) {
+                let (a, b) = (pair[0], *pair.last().unwrap_or(&pair[0]));
+                for k in 0..=16 {
+                    let t = k as f64 / 16.0;
+                    let (x, y) = (a.0 + t * (b.0 - a.0), a.1 + t * (b.1 - a.1));
+                    let (fx, fy) = (frac(x, x0, x1), frac(y, y0, y1));
+                    if xs.contains(&fx) && ys.contains(&fy) {
+                        hits += 1;
+                    }
+                }
+            }
+        }
+        if hits < best.0 {
+            best = (hits, pos);
+        }
+    }
+    best.1
+}
 
 /// One series of a grouped bar chart.
 #[derive(Debug, Clone)]
@@ -38,7 +102,7 @@ pub fn grouped_bars(
     let n = groups.len();
     Figure::draw(name, (900, 480), |area| {
         let mut chart = ChartBuilder::on(area)
-            .caption(title, ("sans-serif", 20))
+            .caption(title, ("sans-serif", title_size(area, title, 20)))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(70)
@@ -121,9 +185,28 @@ pub fn lines(
     } else {
         (y0.min(0.0), y0.max(0.0) + 1.0)
     };
+    let (ylo, yhi) = if log_y {
+        (y0 * 0.9, y1 * 1.1)
+    } else {
+        let pad = (y1 - y0) * 0.05;
+        (y0 - pad, y1 + pad)
+    };
+    // the legend goes where it hides the fewest points (in log space on a log axis)
+    let ty = |y: f64| {
+        if log_y {
+            y.max(f64::MIN_POSITIVE).ln()
+        } else {
+            y
+        }
+    };
+    let shapes: Vec<Vec<(f64, f64)>> = series
+        .iter()
+        .map(|s| s.points.iter().map(|&(x, y)| (x, ty(y))).collect())
+        .collect();
+    let corner = legend_corner(&shapes, (x0, x1), (ty(ylo), ty(yhi)), series.len(), 380.0);
     Figure::draw(name, (900, 480), |area| {
         let mut b = ChartBuilder::on(area);
-        b.caption(title, ("sans-serif", 20))
+        b.caption(title, ("sans-serif", title_size(area, title, 20)))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(80);
@@ -150,7 +233,7 @@ pub fn lines(
                 }
                 chart
                     .configure_series_labels()
-                    .position(SeriesLabelPosition::UpperRight)
+                    .position(corner)
                     .background_style(WHITE.mix(0.85))
                     .border_style(BLACK.mix(0.3))
                     .label_font(("sans-serif", 13))
@@ -158,10 +241,9 @@ pub fn lines(
             }};
         }
         if log_y {
-            finish!(b.build_cartesian_2d(x0..x1, (y0 * 0.9..y1 * 1.1).log_scale())?);
+            finish!(b.build_cartesian_2d(x0..x1, (ylo..yhi).log_scale())?);
         } else {
-            let pad = (y1 - y0) * 0.05;
-            finish!(b.build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))?);
+            finish!(b.build_cartesian_2d(x0..x1, ylo..yhi)?);
         }
         Ok(())
     })
@@ -187,12 +269,23 @@ pub fn bars_with_ci(
 ) -> Result<Figure> {
     let n = labels.len().max(1);
     let height = (90 + 26 * n as u32).max(240);
+    // The reference line is named under the axis, not in a legend box over the bars.
+    let x_desc = match reference {
+        Some((_, label)) => format!("{x_label}  (vertical line: {label})"),
+        None => x_label.to_string(),
+    };
     Figure::draw(name, (900, height), |area| {
+        let label_font = ("sans-serif", 12).into_text_style(area);
+        let mut label_width = 0;
+        for l in labels {
+            label_width = label_width.max(area.estimate_text_size(l, &label_font)?.0);
+        }
+        let label_width = (label_width + 20).min(600);
         let mut chart = ChartBuilder::on(area)
-            .caption(title, ("sans-serif", 18))
+            .caption(title, ("sans-serif", title_size(area, title, 18)))
             .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(300)
+            .x_label_area_size(40)
+            .y_label_area_size(label_width)
             .build_cartesian_2d(0.0..1.0f64, -0.5..(n as f64 - 0.5))?;
         chart
             .configure_mesh()
@@ -206,7 +299,7 @@ pub fn bars_with_ci(
                     String::new()
                 }
             })
-            .x_desc(x_label)
+            .x_desc(x_desc.as_str())
             .label_style(("sans-serif", 12))
             .draw()?;
         let y_of = |k: usize| (n - 1 - k) as f64;
@@ -223,23 +316,11 @@ pub fn bars_with_ci(
                 PathElement::new([(lo, y), (hi, y)], BLACK.stroke_width(2))
             })
         }))?;
-        if let Some((x, label)) = reference {
-            chart
-                .draw_series(std::iter::once(PathElement::new(
-                    [(x, -0.5), (x, n as f64 - 0.5)],
-                    PALETTE[5].stroke_width(2),
-                )))?
-                .label(label)
-                .legend(|(x, y)| {
-                    PathElement::new([(x, y), (x + 16, y)], PALETTE[5].stroke_width(2))
-                });
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.3))
-                .label_font(("sans-serif", 13))
-                .draw()?;
+        if let Some((x, _)) = reference {
+            chart.draw_series(std::iter::once(PathElement::new(
+                [(x, -0.5), (x, n as f64 - 0.5)],
+                PALETTE[5].stroke_width(2),
+            )))?;
         }
         Ok(())
     })
@@ -266,7 +347,7 @@ pub fn confusion_heatmap(
     Figure::draw(name, (520, 460), |area| {
         // Cells on [0, 2]²; the margins of the coordinate range hold the axis texts.
         let mut chart = ChartBuilder::on(area)
-            .caption(title, ("sans-serif", 18))
+            .caption(title, ("sans-serif", title_size(area, title, 18)))
             .margin(16)
             .build_cartesian_2d(-0.7..2.05f64, -0.35..2.05f64)?;
         for (r, row) in cells.iter().enumerate() {
@@ -317,6 +398,42 @@ mod tests {
             lin.numbers()["line 0 y"][19],
             crate::report::derived::num(20.0)
         );
+    }
+
+    #[test]
+    fn legends_go_where_they_hide_the_fewest_points() {
+        let rising: Vec<(f64, f64)> = (0..=10).map(|i| (i as f64, i as f64)).collect();
+        let falling: Vec<(f64, f64)> = (0..=10).map(|i| (i as f64, 10.0 - i as f64)).collect();
+        let flat_top: Vec<(f64, f64)> = vec![(0.0, 10.0), (10.0, 10.0)];
+        let corner = |s: &[Vec<(f64, f64)>]| {
+            format!("{:?}", legend_corner(s, (0.0, 10.0), (0.0, 10.0), 2, 380.0))
+        };
+        // a rising line passes through the upper right: the upper left is free
+        assert_eq!(corner(&[rising.clone()]), "UpperLeft");
+        // a line along the top (sampled between its two points only) rules out both upper
+        // corners; with the rising line too, only the lower right is free
+        assert!(corner(&[flat_top.clone()]).starts_with("Lower"));
+        assert_eq!(corner(&[rising.clone(), flat_top]), "LowerRight");
+        // an X touches every corner alike: the tie goes to the upper right
+        assert_eq!(corner(&[rising, falling]), "UpperRight");
+        // nothing in the way: upper right, the usual place
+        assert_eq!(corner(&[vec![(5.0, 5.0)]]), "UpperRight");
+    }
+
+    #[test]
+    fn long_titles_shrink_to_fit_and_short_ones_keep_their_size() {
+        crate::report::figure::Figure::draw("t", (300, 100), |area| {
+            assert_eq!(title_size(area, "short", 20), 20);
+            let long = "a title far too long to fit into three hundred pixels at twenty points";
+            let s = title_size(area, long, 20);
+            assert!(s < 20, "{s}");
+            let w = area
+                .estimate_text_size(long, &("sans-serif", s).into_text_style(area))?
+                .0;
+            assert!(w <= 268 || s == 10, "{w} px at {s} pt");
+            Ok(())
+        })
+        .unwrap();
     }
 
     #[test]

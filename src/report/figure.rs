@@ -56,9 +56,23 @@ impl Figure {
     where
         F: FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> DrawResult,
     {
+        let rgb = vec![255u8; (width * height * 3) as usize];
+        Figure::draw_on(name, rgb, (width, height), draw)
+    }
+
+    /// [`Figure::draw`] over an existing RGB image (`width`×`height`, 3 bytes per pixel).
+    fn draw_on<F>(
+        name: &str,
+        mut rgb: Vec<u8>,
+        (width, height): (u32, u32),
+        draw: F,
+    ) -> Result<Figure>
+    where
+        F: FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> DrawResult,
+    {
         check_name(name)?;
         ensure_fonts()?;
-        let mut rgb = vec![255u8; (width * height * 3) as usize];
+        debug_assert_eq!(rgb.len(), (width * height * 3) as usize);
         {
             let area = BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
             draw(&area).map_err(|e| Error::failed(format!("drawing figure {name}"), e))?;
@@ -71,6 +85,49 @@ impl Figure {
             height,
             png: crate::data::tile_png::encode(&rgb, width, height)?,
             numbers: Values::new(),
+        })
+    }
+
+    /// Tiles in a grid under a title: `columns[c]` holds the (96, 96, 3) tiles of column `c`,
+    /// top to bottom; `row_labels`, when not empty, name the rows at their left.
+    pub fn tile_grid(
+        name: &str,
+        title: &str,
+        row_labels: &[String],
+        columns: &[Vec<&[u8]>],
+    ) -> Result<Figure> {
+        const TITLE: usize = 34;
+        const PAD: usize = 8;
+        let (grid, gw, gh) = crate::data::tile_png::grid_rgb(columns);
+        let label_w = row_labels
+            .iter()
+            .map(|l| l.chars().count() * 7 + 2 * PAD)
+            .max()
+            .unwrap_or(0);
+        let (w, h) = ((label_w + gw + 2 * PAD).max(360), TITLE + gh + PAD);
+        let mut rgb = vec![255u8; w * h * 3];
+        for y in 0..gh {
+            let dst = ((TITLE + y) * w + label_w + PAD) * 3;
+            rgb[dst..dst + gw * 3].copy_from_slice(&grid[y * gw * 3..(y + 1) * gw * 3]);
+        }
+        let rows = columns.iter().map(Vec::len).max().unwrap_or(0);
+        Figure::draw_on(name, rgb, (w as u32, h as u32), |area| {
+            use plotters::prelude::*;
+            let size = super::charts::title_size(area, title, 17);
+            let font = ("sans-serif", size).into_text_style(area);
+            let (tw, _) = area.estimate_text_size(title, &font)?;
+            let x = (w as i32 - tw as i32).max(0) / 2;
+            area.draw(&Text::new(title, (x, 8), font))?;
+            let tile = crate::data::TILE + 4;
+            for (r, label) in row_labels.iter().enumerate().take(rows) {
+                let y = (TITLE + r * tile + crate::data::TILE / 2) as i32 - 7;
+                area.draw(&Text::new(
+                    label.as_str(),
+                    (PAD as i32, y),
+                    ("sans-serif", 14).into_font(),
+                ))?;
+            }
+            Ok(())
         })
     }
 
@@ -241,6 +298,28 @@ mod tests {
         // A blank 320x200 white PNG is tiny; the caption and axes make it larger.
         let blank = crate::data::tile_png::encode(&vec![255u8; 320 * 200 * 3], 320, 200).unwrap();
         assert!(a.png().len() > blank.len() + 500);
+    }
+
+    #[test]
+    fn tile_grids_have_a_title_band_and_row_labels() {
+        let red: Vec<u8> = [200u8, 0, 0].repeat(crate::data::TILE_BYTES / 3);
+        let cols = vec![vec![&red[..], &red[..]]; 4];
+        let plain = Figure::tile_grid("g", "a title", &[], &cols).unwrap();
+        let labelled =
+            Figure::tile_grid("g", "a title", &["row one".into(), "row two".into()], &cols)
+                .unwrap();
+        // 4 tiles and 3 gaps wide plus margins; 2 tiles, a gap, the title band and a margin high
+        assert_eq!(
+            (plain.width, plain.height),
+            (4 * 96 + 3 * 4 + 16, 34 + 2 * 96 + 4 + 8)
+        );
+        assert!(
+            labelled.width > plain.width,
+            "row labels take a band at the left"
+        );
+        assert_eq!(labelled.height, plain.height);
+        let untitled = Figure::tile_grid("g", " ", &[], &cols).unwrap();
+        assert_ne!(plain.png(), untitled.png(), "the title is drawn");
     }
 
     #[test]

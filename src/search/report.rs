@@ -120,7 +120,13 @@ pub fn metric_vs_params(name: &str, out: &Outcome, keys: &[String], title: &str)
     let nrows = keys.len().div_ceil(cols).max(1);
     Figure::draw(name, (420 * cols as u32, 330 * nrows as u32 + 40), |area| {
         let (top, body) = area.split_vertically(40);
-        top.titled(title, ("sans-serif", 20))?;
+        top.titled(
+            title,
+            (
+                "sans-serif",
+                crate::report::charts::title_size(&top, title, 20),
+            ),
+        )?;
         let panels = body.split_evenly((nrows, cols));
         for (key, panel) in keys.iter().zip(panels.iter()) {
             let ax = Axis::of(key, &owned);
@@ -192,7 +198,13 @@ pub fn parallel_coordinates(
     let n_axes = axes.len() + 1;
     Figure::draw(name, (900, 460), |area| {
         let mut chart = ChartBuilder::on(area)
-            .caption(title, ("sans-serif", 20))
+            .caption(
+                title,
+                (
+                    "sans-serif",
+                    crate::report::charts::title_size(area, title, 20),
+                ),
+            )
             .margin(20)
             .x_label_area_size(30)
             .build_cartesian_2d(-0.3..(n_axes as f64 - 0.7), -0.08..1.08)?;

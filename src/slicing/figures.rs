@@ -30,9 +30,17 @@ pub fn slice_recall(name: &str, s: &SliceReport) -> Result<Figure> {
     let values: Vec<f64> = shown.iter().map(|m| m.recall.unwrap_or(0.0)).collect();
     let cis: Vec<Option<(f64, f64)>> = shown.iter().map(|m| m.recall_ci95).collect();
     let g = s.global.recall.unwrap_or(f64::NAN);
+    let synthetic = if s.data_synthetic.is_some() {
+        " (SYNTHETIC data)"
+    } else {
+        ""
+    };
     charts::bars_with_ci(
         name,
-        &format!("Recall by slice, 95% bootstrap intervals — {}", s.split),
+        &format!(
+            "Recall by slice, 95% bootstrap intervals — {}{synthetic}",
+            s.split
+        ),
         "recall",
         &labels,
         &values,
@@ -54,12 +62,26 @@ pub fn error_gallery(
 ) -> Result<Figure> {
     let all: Vec<usize> = (0..p.probs.len()).collect();
     let tiles = run.config()?.data.plan()?.tiles(split, opts)?;
-    gallery_of(name, &tiles, &all, p, threshold, n)
+    let what = format!("{split}{}", synthetic_note(run)?);
+    gallery_of(name, &what, &tiles, &all, p, threshold, n)
 }
 
-/// [`error_gallery`] restricted to the tiles `among` (e.g. one slice's members).
+/// " (SYNTHETIC data)" when the run's data folder was made by `pcam data synth`.
+fn synthetic_note(run: &RunDir) -> Result<&'static str> {
+    Ok(
+        if crate::data::synth::note(&run.config()?.data.dir).is_some() {
+            " (SYNTHETIC data)"
+        } else {
+            ""
+        },
+    )
+}
+
+/// [`error_gallery`] restricted to the tiles `among` (e.g. one slice's members); `what`
+/// names the split (and slice) in the title.
 fn gallery_of(
     name: &str,
+    what: &str,
     tiles: &Tiles,
     among: &[usize],
     p: &Predictions,
@@ -93,13 +115,16 @@ fn gallery_of(
     let (fp, fn_) = (shown(&fp), shown(&fn_));
     let probs = |v: &[usize]| v.iter().map(|&i| p.probs[i] as f64).collect::<Vec<_>>();
     let index = |v: &[usize]| v.iter().map(|i| i.to_string()).collect::<Vec<_>>();
-    Ok(
-        Figure::from_png(name, crate::data::tile_png::grid(&columns)?)?
-            .with_text("false positives: tile", index(&fp))
-            .with_numbers("false positives: probability", probs(&fp))
-            .with_text("false negatives: tile", index(&fn_))
-            .with_numbers("false negatives: probability", probs(&fn_)),
-    )
+    let title = format!("Most confident errors at threshold {threshold:.3} — {what}");
+    let rows = [
+        "false positives (highest p)".to_string(),
+        "false negatives (lowest p)".to_string(),
+    ];
+    Ok(Figure::tile_grid(name, &title, &rows, &columns)?
+        .with_text("false positives: tile", index(&fp))
+        .with_numbers("false positives: probability", probs(&fp))
+        .with_text("false negatives: tile", index(&fn_))
+        .with_numbers("false negatives: probability", probs(&fn_)))
 }
 
 /// Every figure above for `split` of `run`, saved as `<run>/figures/<split>_<kind>.png`,
@@ -112,14 +137,7 @@ pub fn save_all(
 ) -> Result<Vec<std::path::PathBuf>> {
     let p = crate::eval::read_predictions(run, split)?;
     let t = crate::eval::run_threshold(run)?.threshold;
-    let what = format!(
-        "{split}{}",
-        if crate::data::synth::note(&run.config()?.data.dir).is_some() {
-            " (SYNTHETIC data)"
-        } else {
-            ""
-        }
-    );
+    let what = format!("{split}{}", synthetic_note(run)?);
     let assets = crate::report::Assets::at(run.path.join("figures"));
     let mut figs: Vec<Figure> = Vec::new();
     figs.extend(roc(&format!("{split}_roc"), &p, &what)?);
@@ -137,6 +155,7 @@ pub fn save_all(
     let all: Vec<usize> = (0..p.probs.len()).collect();
     figs.push(gallery_of(
         &format!("{split}_errors"),
+        &what,
         &tiles,
         &all,
         &p,
@@ -151,7 +170,8 @@ pub fn save_all(
             .find(|m| m.family == w.family && m.slice == w.slice);
         if let Some(m) = slice {
             let name = format!("{split}_errors_worst{}", k + 1);
-            figs.push(gallery_of(&name, &tiles, &m.members, &p, t, 6)?);
+            let inside = format!("{what}, slice {}: {}", m.family, m.slice);
+            figs.push(gallery_of(&name, &inside, &tiles, &m.members, &p, t, 6)?);
         }
     }
     figs.iter().map(|f| f.save(&assets)).collect()
