@@ -22,18 +22,19 @@ pub fn title_size<DB: DrawingBackend>(
         .unwrap_or(10)
 }
 
-/// The corner of the plot where a legend of `entries` lines covers the fewest points of
-/// `series` (each segment sampled, so sparse lines count too); ties go to upper right,
-/// upper left, lower right, lower left, in that order.
+/// The corner of the plot where a legend box of `legend_px` (width, height) covers no point
+/// of `series` (each segment sampled, so sparse lines count too), trying upper right, upper
+/// left, lower right, lower left in that order; `None` when every corner would hide data.
 fn legend_corner(
     series: &[Vec<(f64, f64)>],
     (x0, x1): (f64, f64),
     (y0, y1): (f64, f64),
-    entries: usize,
-    plot_height_px: f64,
-) -> SeriesLabelPosition {
-    let w = 0.42;
-    let h = ((entries as f64 * 20.0 + 16.0) / plot_height_px.max(1.0)).min(0.9);
+    legend_px: (f64, f64),
+    plot_px: (f64, f64),
+) -> Option<SeriesLabelPosition> {
+    // the box, as shares of the plot, with a margin around it
+    let w = ((legend_px.0 + 24.0) / plot_px.0.max(1.0)).min(0.9);
+    let h = ((legend_px.1 + 24.0) / plot_px.1.max(1.0)).min(0.9);
     let frac = |v: f64, a: f64, b: f64| if b > a { (v - a) / (b - a) } else { 0.5 };
     let corners = [
         (
@@ -45,7 +46,6 @@ fn legend_corner(
         (SeriesLabelPosition::LowerRight, 1.0 - w..=1.0, 0.0..=h),
         (SeriesLabelPosition::LowerLeft, 0.0..=w, 0.0..=h),
     ];
-    let mut best = (usize::MAX, SeriesLabelPosition::UpperRight);
     for (pos, xs, ys) in corners {
         let mut hits = 0;
         for s in series {
@@ -61,11 +61,11 @@ fn legend_corner(
                 }
             }
         }
-        if hits < best.0 {
-            best = (hits, pos);
+        if hits == 0 {
+            return Some(pos);
         }
     }
-    best.1
+    None
 }
 
 /// One series of a grouped bar chart.
@@ -203,11 +203,33 @@ pub fn lines(
         .iter()
         .map(|s| s.points.iter().map(|&(x, y)| (x, ty(y))).collect())
         .collect();
-    let corner = legend_corner(&shapes, (x0, x1), (ty(ylo), ty(yhi)), series.len(), 380.0);
-    Figure::draw(name, (900, 480), |area| {
+    // Legend entries are a 16 px line, a gap and the label at 13 pt (about 7 px a character).
+    let label_chars = series
+        .iter()
+        .map(|s| s.label.chars().count())
+        .max()
+        .unwrap_or(0);
+    let legend_px = (
+        label_chars as f64 * 7.0 + 40.0,
+        series.len() as f64 * 18.0 + 12.0,
+    );
+    let (width, height) = (900u32, 480u32);
+    let plot_px = (
+        width as f64 - 24.0 - 80.0,
+        height as f64 - 24.0 - 40.0 - 30.0,
+    );
+    let corner = legend_corner(&shapes, (x0, x1), (ty(ylo), ty(yhi)), legend_px, plot_px);
+    // Where every corner would hide data, the legend goes to the right of the plot.
+    let outside = if corner.is_none() {
+        legend_px.0 as u32 + 8
+    } else {
+        0
+    };
+    Figure::draw(name, (width, height), |area| {
         let mut b = ChartBuilder::on(area);
         b.caption(title, ("sans-serif", title_size(area, title, 20)))
             .margin(12)
+            .margin_right(12 + outside)
             .x_label_area_size(40)
             .y_label_area_size(80);
         macro_rules! finish {
@@ -231,13 +253,30 @@ pub fn lines(
                             PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2))
                         });
                 }
-                chart
-                    .configure_series_labels()
-                    .position(corner)
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(BLACK.mix(0.3))
-                    .label_font(("sans-serif", 13))
-                    .draw()?;
+                match corner {
+                    Some(c) => chart
+                        .configure_series_labels()
+                        .position(c)
+                        .background_style(WHITE.mix(0.85))
+                        .border_style(BLACK.mix(0.3))
+                        .label_font(("sans-serif", 13))
+                        .draw()?,
+                    None => {
+                        let x = (width - outside) as i32;
+                        for (i, s) in series.iter().enumerate() {
+                            let y = 60 + 18 * i as i32;
+                            area.draw(&PathElement::new(
+                                [(x, y), (x + 16, y)],
+                                s.color.stroke_width(2),
+                            ))?;
+                            area.draw(&Text::new(
+                                s.label.as_str(),
+                                (x + 22, y - 7),
+                                ("sans-serif", 13).into_font(),
+                            ))?;
+                        }
+                    }
+                }
             }};
         }
         if log_y {
@@ -405,19 +444,23 @@ mod tests {
         let rising: Vec<(f64, f64)> = (0..=10).map(|i| (i as f64, i as f64)).collect();
         let falling: Vec<(f64, f64)> = (0..=10).map(|i| (i as f64, 10.0 - i as f64)).collect();
         let flat_top: Vec<(f64, f64)> = vec![(0.0, 10.0), (10.0, 10.0)];
+        // a legend box of a quarter of the plot each way (less its margin)
         let corner = |s: &[Vec<(f64, f64)>]| {
-            format!("{:?}", legend_corner(s, (0.0, 10.0), (0.0, 10.0), 2, 380.0))
+            format!(
+                "{:?}",
+                legend_corner(s, (0.0, 10.0), (0.0, 10.0), (76.0, 76.0), (400.0, 400.0))
+            )
         };
         // a rising line passes through the upper right: the upper left is free
-        assert_eq!(corner(&[rising.clone()]), "UpperLeft");
+        assert_eq!(corner(&[rising.clone()]), "Some(UpperLeft)");
         // a line along the top (sampled between its two points only) rules out both upper
         // corners; with the rising line too, only the lower right is free
-        assert!(corner(&[flat_top.clone()]).starts_with("Lower"));
-        assert_eq!(corner(&[rising.clone(), flat_top]), "LowerRight");
-        // an X touches every corner alike: the tie goes to the upper right
-        assert_eq!(corner(&[rising, falling]), "UpperRight");
+        assert_eq!(corner(&[flat_top.clone()]), "Some(LowerRight)");
+        assert_eq!(corner(&[rising.clone(), flat_top]), "Some(LowerRight)");
+        // an X touches every corner: no place inside the plot
+        assert_eq!(corner(&[rising, falling]), "None");
         // nothing in the way: upper right, the usual place
-        assert_eq!(corner(&[vec![(5.0, 5.0)]]), "UpperRight");
+        assert_eq!(corner(&[vec![(5.0, 5.0)]]), "Some(UpperRight)");
     }
 
     #[test]
