@@ -681,7 +681,7 @@ pub fn audit(dir: &Path, opts: &AuditOptions, open: &OpenOptions) -> Result<Audi
                 .take(opts.examples)
                 .map(|(j, &t)| vec![(t, f.boxes.get(j).copied())])
                 .collect();
-            grid(dir, open, &pick, &f.kind, &title(f), &[])?
+            grid(dir, open, &pick, f.kind, &title(f), &[])?
         } else {
             // Pairs take two rows: half as many columns keep the figure small.
             let pick: Vec<Vec<Example>> = f
@@ -691,7 +691,7 @@ pub fn audit(dir: &Path, opts: &AuditOptions, open: &OpenOptions) -> Result<Audi
                 .map(|p| vec![(p.a, None), (p.b, None)])
                 .collect();
             let rows = ["tile".to_string(), "its copy".to_string()];
-            grid(dir, open, &pick, &f.kind, &title(f), &rows)?
+            grid(dir, open, &pick, f.kind, &title(f), &rows)?
         };
         crate::fsutil::write_atomic(&opts.out.join(&name), &png)?;
         f.figure = Some(name);

@@ -452,10 +452,10 @@ mod tests {
             )
         };
         // a rising line passes through the upper right: the upper left is free
-        assert_eq!(corner(&[rising.clone()]), "Some(UpperLeft)");
+        assert_eq!(corner(std::slice::from_ref(&rising)), "Some(UpperLeft)");
         // a line along the top (sampled between its two points only) rules out both upper
         // corners; with the rising line too, only the lower right is free
-        assert_eq!(corner(&[flat_top.clone()]), "Some(LowerRight)");
+        assert_eq!(corner(std::slice::from_ref(&flat_top)), "Some(LowerRight)");
         assert_eq!(corner(&[rising.clone(), flat_top]), "Some(LowerRight)");
         // an X touches every corner: no place inside the plot
         assert_eq!(corner(&[rising, falling]), "None");
