@@ -351,15 +351,7 @@ fn slide_grouped_splits_and_folds_are_seeded_disjoint_and_used_by_runs() {
         train_and_eval_valid(dp, "data.split_manifest=s/split.json"),
         valid.len()
     );
-    let preds = std::fs::read_to_string(dp.join("r/predictions-valid.csv")).unwrap();
-    let got: BTreeSet<(String, u64)> = preds
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (f[0].to_string(), f[1].parse().unwrap())
-        })
-        .collect();
+    let got = scored_tiles(&dp.join("r"), "valid");
     assert_eq!(got, valid.iter().cloned().collect());
     // The audit recomputes that run's statistics over the manifest's train tiles.
     ok(dp, "-q data audit c --out rep --runs .");
@@ -628,6 +620,20 @@ fn flipped_labels_are_found_by_confident_learning_on_out_of_fold_cnn_probabiliti
     );
 }
 
+/// The (file split, file index) of every tile a run scored on `split`
+/// (`predictions-<split>.csv`).
+fn scored_tiles(run: &Path, split: &str) -> BTreeSet<(String, u64)> {
+    std::fs::read_to_string(run.join(format!("predictions-{split}.csv")))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].to_string(), f[1].parse().unwrap())
+        })
+        .collect()
+}
+
 /// `wsi` of every tile of `split` in a synthetic copy's meta.csv, by file index.
 fn slides(dir: &Path, split: &str) -> Vec<String> {
     let text =
@@ -707,16 +713,7 @@ fn course_experiments_train_on_the_clean_index_and_a_slide_split() {
         .collect();
     assert!(!dropped.is_empty());
     let (train, valid) = (refs(&fold["train"]), refs(&fold["valid"]));
-    let scored: BTreeSet<(String, u64)> =
-        std::fs::read_to_string(dp.join("r/predictions-valid.csv"))
-            .unwrap()
-            .lines()
-            .skip(1)
-            .map(|l| {
-                let f: Vec<&str> = l.split(',').collect();
-                (f[0].to_string(), f[1].parse().unwrap())
-            })
-            .collect();
+    let scored = scored_tiles(&dp.join("r"), "valid");
     let expected: BTreeSet<_> = valid.difference(&dropped).cloned().collect();
     assert_eq!(scored, expected);
     assert!(
