@@ -12,7 +12,18 @@ pub fn title_size<DB: DrawingBackend>(
     title: &str,
     size: u32,
 ) -> u32 {
-    let room = area.dim_in_pixel().0.saturating_sub(32);
+    title_size_within(area, title, size, area.dim_in_pixel().0)
+}
+
+/// [`title_size`] for a title centred over `width` pixels of the area (a chart whose
+/// margins leave room beside it for a legend).
+fn title_size_within<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    title: &str,
+    size: u32,
+    width: u32,
+) -> u32 {
+    let room = width.saturating_sub(32);
     (10..=size.max(10))
         .rev()
         .find(|&s| {
@@ -227,7 +238,13 @@ pub fn lines(
     };
     Figure::draw(name, (width, height), |area| {
         let mut b = ChartBuilder::on(area);
-        b.caption(title, ("sans-serif", title_size(area, title, 20)))
+        // the caption is centred over what the margins leave (the legend column excluded)
+        let caption = if outside == 0 {
+            title_size(area, title, 20)
+        } else {
+            title_size_within(area, title, 20, width - 24 - outside)
+        };
+        b.caption(title, ("sans-serif", caption))
             .margin(12)
             .margin_right(12 + outside)
             .x_label_area_size(40)
