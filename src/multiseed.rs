@@ -158,11 +158,7 @@ impl SeedSummary {
             "{} split, {} seeds, mean ± sample sd{}",
             self.split,
             self.rows.len(),
-            if self.data_synthetic.is_some() {
-                " (SYNTHETIC data)"
-            } else {
-                ""
-            }
+            crate::data::synth::suffix(self.data_synthetic.is_some())
         )))
     }
 }

@@ -651,11 +651,8 @@ pub fn audit(dir: &Path, opts: &AuditOptions, open: &OpenOptions) -> Result<Audi
     recurring_stamps.sort_by(|a, b| b.tiles.cmp(&a.tiles).then(a.example.cmp(&b.example)));
     std::fs::create_dir_all(opts.out.join("figures"))
         .map_err(|e| Error::io(&opts.out, "creating report folder", e))?;
-    let synthetic = if crate::data::synth::note(dir).is_some() {
-        " (SYNTHETIC data)"
-    } else {
-        ""
-    };
+    let data_synthetic = crate::data::synth::note(dir);
+    let synthetic = crate::data::synth::suffix(data_synthetic.is_some());
     let title = |f: &Finding| {
         let (shown, of, what) = if f.pairs.is_empty() {
             (opts.examples.min(f.tiles.len()), f.tiles.len(), "tiles")
@@ -707,7 +704,7 @@ pub fn audit(dir: &Path, opts: &AuditOptions, open: &OpenOptions) -> Result<Audi
     lap(&mut stages, "run checks");
     let mut report = AuditReport {
         dataset: dir.to_path_buf(),
-        data_synthetic: crate::data::synth::note(dir),
+        data_synthetic,
         splits,
         thresholds: th.clone(),
         findings,
@@ -971,11 +968,7 @@ impl AuditReport {
             self.tiles,
             self.seconds,
             self.tiles_per_second,
-            if self.data_synthetic.is_some() {
-                " (SYNTHETIC data)"
-            } else {
-                ""
-            }
+            crate::data::synth::suffix(self.data_synthetic.is_some())
         );
         for f in &self.findings {
             s.push_str(&format!("  {:<30} {:>6}\n", f.kind, f.tiles.len()));

@@ -306,11 +306,7 @@ pub fn run(cmd: DataCmd, progress: Progress) -> Result<()> {
                 "{} train tiles, each predicted by the one of {} fold models that did not see it{}",
                 r.tiles.len(),
                 r.folds,
-                if r.data_synthetic.is_some() {
-                    " (SYNTHETIC data)"
-                } else {
-                    ""
-                }
+                pcam::data::synth::suffix(r.data_synthetic.is_some())
             );
             println!("wrote {}", out.join("oof.json").display());
         }

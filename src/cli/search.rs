@@ -88,11 +88,7 @@ pub fn run(cmd: Option<SearchCmd>, args: SearchArgs, progress: Progress) -> Resu
             let out = pcam::search::run(&sweep, &exec, progress)?;
             let keys: Vec<String> = sweep.spec.space.keys().cloned().collect();
             let figs = pcam::report::Assets::at(sweep.dir.join("figures"));
-            let note = if out.data_synthetic.is_some() {
-                " (SYNTHETIC data)"
-            } else {
-                ""
-            };
+            let note = pcam::data::synth::suffix(out.data_synthetic.is_some());
             pcam::search::report::metric_vs_params(
                 "metric_vs_params",
                 &out,

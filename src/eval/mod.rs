@@ -109,7 +109,7 @@ impl EvalReport {
             self.log_loss,
             self.brier,
             self.ece,
-            if self.data_synthetic.is_some() { " (SYNTHETIC data)" } else { "" },
+            crate::data::synth::suffix(self.data_synthetic.is_some()),
             self.threshold.threshold,
             self.threshold.source,
             self.accuracy,

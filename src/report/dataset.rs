@@ -134,7 +134,7 @@ pub fn size_figure(name: &str, reports: &[Report]) -> Result<Figure> {
     let synthetic = reports.iter().any(|r| r.synthetic.is_some());
     let title = format!(
         "x file sizes by storage choice{}",
-        if synthetic { " (SYNTHETIC data)" } else { "" }
+        crate::data::synth::suffix(synthetic)
     );
     grouped_bars(name, &title, "MB", &groups, &series)
 }

@@ -383,7 +383,8 @@ fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn read(path: &Path) -> Result<Option<Vec<u8>>> {
+/// The bytes of `path`; `None` if there is no such file.
+pub(crate) fn read(path: &Path) -> Result<Option<Vec<u8>>> {
     match std::fs::read(path) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -429,11 +430,8 @@ pub fn check(
         };
         if rel.starts_with("values") {
             r.values += 1;
-            let parse = |p: &Path| {
-                super::values::read(p)?
-                    .ok_or_else(|| Error::bad_file(p, "disappeared while being checked"))
-            };
-            let (a, b) = (parse(&committed.join(rel))?, parse(&fresh.join(rel))?);
+            let a = super::values::parse(&committed.join(rel), &old)?;
+            let b = super::values::parse(&fresh.join(rel), &new)?;
             r.failures.extend(
                 super::values::compare(&a, &b, same_machine)
                     .into_iter()

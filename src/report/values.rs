@@ -154,13 +154,14 @@ pub fn path(assets: &Assets, file: &str) -> PathBuf {
 
 /// Reads a value file; `None` if there is none.
 pub fn read(path: &Path) -> Result<Option<ValuesFile>> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(path, "reading", e)),
-    };
-    serde_json::from_slice(&bytes)
-        .map(Some)
+    super::derived::read(path)?
+        .map(|bytes| parse(path, &bytes))
+        .transpose()
+}
+
+/// Parses the bytes of value file `path`.
+pub fn parse(path: &Path, bytes: &[u8]) -> Result<ValuesFile> {
+    serde_json::from_slice(bytes)
         .map_err(|e| Error::bad_file(path, format!("not a value file: {e}")))
 }
 

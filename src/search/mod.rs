@@ -456,7 +456,7 @@ impl Outcome {
                 t("f2"),
                 t("recall"),
                 t("precision"),
-                if self.data_synthetic.is_some() { " (SYNTHETIC data)" } else { "" }
+                crate::data::synth::suffix(self.data_synthetic.is_some())
             );
         }
         o += &format!(
@@ -696,7 +696,7 @@ impl Outcome {
             self.epochs_total,
             self.epochs_full,
             self.metric,
-            if self.data_synthetic.is_some() { " (SYNTHETIC data)" } else { "" }
+            crate::data::synth::suffix(self.data_synthetic.is_some())
         )))
     }
 }

@@ -30,11 +30,7 @@ pub fn slice_recall(name: &str, s: &SliceReport) -> Result<Figure> {
     let values: Vec<f64> = shown.iter().map(|m| m.recall.unwrap_or(0.0)).collect();
     let cis: Vec<Option<(f64, f64)>> = shown.iter().map(|m| m.recall_ci95).collect();
     let g = s.global.recall.unwrap_or(f64::NAN);
-    let synthetic = if s.data_synthetic.is_some() {
-        " (SYNTHETIC data)"
-    } else {
-        ""
-    };
+    let synthetic = crate::data::synth::suffix(s.data_synthetic.is_some());
     charts::bars_with_ci(
         name,
         &format!(
@@ -68,13 +64,9 @@ pub fn error_gallery(
 
 /// " (SYNTHETIC data)" when the run's data folder was made by `pcam data synth`.
 fn synthetic_note(run: &RunDir) -> Result<&'static str> {
-    Ok(
-        if crate::data::synth::note(&run.config()?.data.dir).is_some() {
-            " (SYNTHETIC data)"
-        } else {
-            ""
-        },
-    )
+    Ok(crate::data::synth::suffix(
+        crate::data::synth::note(&run.config()?.data.dir).is_some(),
+    ))
 }
 
 /// [`error_gallery`] restricted to the tiles `among` (e.g. one slice's members); `what`

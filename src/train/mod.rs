@@ -35,11 +35,7 @@ impl FitSummary {
                 crate::metrics::show(b.valid_auc),
                 b.valid_loss,
                 b.valid_accuracy,
-                if self.data_synthetic.is_some() {
-                    " (SYNTHETIC data)"
-                } else {
-                    ""
-                }
+                crate::data::synth::suffix(self.data_synthetic.is_some())
             ));
         }
         o

@@ -355,6 +355,16 @@ pub fn note(dir: &Path) -> Option<String> {
     read_manifest(dir).and_then(|m| m["note"].as_str().map(str::to_string))
 }
 
+/// What titles and summary lines append for data made by `pcam data synth`:
+/// " (SYNTHETIC data)" when `synthetic`, else nothing.
+pub fn suffix(synthetic: bool) -> &'static str {
+    if synthetic {
+        " (SYNTHETIC data)"
+    } else {
+        ""
+    }
+}
+
 struct Ctx<'a> {
     seeds: Seeds,
     slides: &'a BTreeMap<SplitName, Vec<Slide>>,
