@@ -77,6 +77,27 @@ PY
 # numbers into the notebooks.
 scripts/course-data.sh
 
+# The heavy cells (the Q5.2 search, the seed runs, the CV folds) go to Slurm when `sinfo`
+# answers and run here otherwise (pcam::offload). As root (as CI runs), with no cluster
+# answering, a one-node local Slurm (scripts/local-slurm.sh) is started for this run, so the
+# Slurm path is the one exercised, and stopped when the script ends.
+cleanup=()
+on_exit() { local c; for c in "${cleanup[@]}"; do eval "$c"; done; }
+trap on_exit EXIT
+if [ "$(id -u)" = 0 ] && ! sinfo -h >/dev/null 2>&1; then
+  slurm_base=$(mktemp -d "${TMPDIR:-/tmp}/pcam-notebooks-slurm.XXXXXX")
+  free_port() { .venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+  say "starting a one-node local Slurm in $slurm_base (root, no cluster answering)"
+  cleanup+=("PURGE=1 scripts/local-slurm.sh stop '$slurm_base' || true")
+  SLURMCTLD_PORT=$(free_port) SLURMD_PORT=$(free_port) scripts/local-slurm.sh start "$slurm_base"
+  export SLURM_CONF=$slurm_base/etc/slurm.conf
+fi
+if sinfo -h >/dev/null 2>&1; then
+  say "heavy cells go to Slurm: $(sinfo -h -o '%P' | tr '\n' ' ')"
+else
+  say "heavy cells run on this machine (no Slurm answering)"
+fi
+
 mkdir -p "$EVCXR_TMPDIR"
 # evcxr resolves dependencies afresh; give it our lock file so notebooks run the same
 # dependency versions as the binary and the tests.
@@ -91,7 +112,7 @@ if [ "$mode" = check ]; then
     rm -rf "$out" && mkdir -p "$out"
   else
     out=$(mktemp -d)
-    trap 'rm -rf "$out"' EXIT
+    cleanup+=("rm -rf '$out'")
   fi
   mkdir -p "$out/assets"
   export PCAM_ASSETS_DIR="$out/assets"

@@ -6,6 +6,8 @@
 #   twin    slurm/twin.sbatch   ARGS = pcam twin-run arguments
 #   eval    slurm/eval.sbatch   ARGS = pcam eval arguments (--run DIR ...)
 #   bench   slurm/bench.sbatch  ARGS = pcam bench throughput arguments
+#   array   slurm/array.sbatch  ARGS = LIST: a file of pcam commands, one per line with
+#           tab-separated arguments; one array task per line, PCAM_ARRAY_PARALLEL at once
 #   search  runs `pcam search --slurm` here; it submits slurm/search_trial.sbatch as one job
 #           array per round and waits for it. ARGS = pcam search arguments (--config F
 #           [--workers P: array tasks at once]); device and threads come from its configs.
@@ -16,10 +18,10 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
-usage() { sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [ $# -ge 1 ] || usage
 job=$1; shift
-case "$job" in train|twin|eval|bench|search) ;; -h|--help) usage ;; *) echo "submit.sh: unknown job '$job' (train, twin, eval, bench or search)" >&2; exit 2 ;; esac
+case "$job" in train|twin|eval|bench|search|array) ;; -h|--help) usage ;; *) echo "submit.sh: unknown job '$job' (train, twin, eval, bench, search or array)" >&2; exit 2 ;; esac
 gpu=0 wait=0 after="" dry=0
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -45,7 +47,7 @@ workdir=${PCAM_WORKDIR:-$root}
 cd "$workdir"
 mkdir -p "$PCAM_LOG_DIR"
 case "$job" in
-    train|twin) time=$PCAM_TIME_TRAIN ;;
+    train|twin|array) time=$PCAM_TIME_TRAIN ;;
     eval) time=$PCAM_TIME_EVAL ;;
     bench) time=$PCAM_TIME_BENCH ;;
     search) time=$PCAM_TIME_SEARCH ;;
@@ -71,7 +73,18 @@ if [ "$job" = search ]; then
     if [ "$dry" = 1 ]; then printf '%q ' "${cmd[@]}"; echo; exit 0; fi
     exec "${cmd[@]}"
 fi
-cmd=(sbatch --parsable --output="$PCAM_LOG_DIR/%x-%j.out" "${opts[@]}")
+cmd=(sbatch --parsable "${opts[@]}")
+if [ "$job" = array ]; then
+    [ $# -eq 1 ] || { echo "submit.sh: array takes one argument, the task list" >&2; exit 2; }
+    [ -r "$1" ] || { echo "submit.sh: $1: cannot read the task list" >&2; exit 2; }
+    n=$(grep -c . "$1" || true)
+    [ "$n" -gt 0 ] || { echo "submit.sh: $1: the task list is empty" >&2; exit 2; }
+    par=${PCAM_ARRAY_PARALLEL:-8}
+    case "$par" in ''|*[!0-9]*|0) echo "submit.sh: $env_file: PCAM_ARRAY_PARALLEL must be a positive integer, not '$par'" >&2; exit 2 ;; esac
+    cmd+=(--array="0-$((n - 1))%$par" --output="$PCAM_LOG_DIR/%x-%A_%a.out")
+else
+    cmd+=(--output="$PCAM_LOG_DIR/%x-%j.out")
+fi
 [ "$wait" = 1 ] && cmd+=(--wait)
 cmd+=("$here/$job.sbatch" "$@")
 if [ "$dry" = 1 ]; then printf '%q ' "${cmd[@]}"; echo; exit 0; fi

@@ -21,6 +21,7 @@ pub mod fsutil;
 pub mod metrics;
 pub mod model;
 pub mod multiseed;
+pub mod offload;
 pub mod oof;
 pub mod predict;
 pub mod progress;

@@ -203,65 +203,184 @@ pub fn parse_seeds(spec: &str) -> Result<Vec<u64>> {
     Ok(out)
 }
 
-/// Trains `files` + `overrides` once per seed (each its own run, tracked when a server
-/// is configured), chooses each run's threshold on validation, evaluates on test, and
-/// writes the group folder. The first failing seed stops the group with its error.
-pub fn train_seeds(
-    files: &[PathBuf],
-    overrides: &[String],
-    seeds: &[u64],
-    progress: Progress,
-) -> Result<SeedGroup> {
-    let resolve = |seed: u64| -> Result<ResolvedConfig> {
-        let mut o = overrides.to_vec();
-        o.push(format!("seed={seed}"));
-        let cfg = crate::config::resolve(files, &o)?;
-        cfg.config.data.plan()?;
-        crate::tracking::Target::resolve(&cfg.config)?;
-        Ok(cfg)
-    };
-    // Every seed's config is checked before the first one trains.
-    let cfgs: Vec<ResolvedConfig> = seeds.iter().map(|s| resolve(*s)).collect::<Result<_>>()?;
-    let first = &cfgs[0];
-    let group = format!("seeds-{}-{}", crate::run::utc_stamp(), &first.sha256[..8]);
-    let dir = first
-        .config
-        .run
-        .root
-        .join(&first.config.run.experiment)
-        .join(&group);
-    let mut runs = Vec::new();
-    for (seed, cfg) in seeds.iter().zip(&cfgs) {
-        let run = RunDir::create(cfg, None)?;
-        crate::tracking::push::write_extra_tags(&run, &[("pcam.seed_group", &group)])?;
-        if !progress.quiet {
-            eprintln!("seed {seed}: run folder {}", run.path.display());
-        }
-        let mut tracker = Tracker::start(&run, progress.quiet)?;
-        let trained = crate::train::fit(
-            cfg,
-            &run,
-            FitOptions {
-                progress,
-                after_epoch: Some(&mut |r| tracker.epoch(r)),
-                ..FitOptions::default()
-            },
-        )
-        .and_then(|_| crate::eval::evaluate_with(&run, SplitName::Valid, "best", true, progress))
-        .and_then(|_| crate::eval::evaluate_with(&run, SplitName::Test, "best", false, progress));
-        tracker.finish(&run, trained.is_ok());
-        trained?;
-        runs.push(run.path.clone());
+/// The folder of a seed group: `explicit`, or `<run.root>/<experiment>/seeds-<time>-<hash8>`
+/// for the config of the first seed.
+pub fn group_dir(first: &ResolvedConfig, explicit: Option<&Path>) -> PathBuf {
+    match explicit {
+        Some(p) => p.to_path_buf(),
+        None => first
+            .config
+            .run
+            .root
+            .join(&first.config.run.experiment)
+            .join(format!(
+                "seeds-{}-{}",
+                crate::run::utc_stamp(),
+                &first.sha256[..8]
+            )),
     }
+}
+
+/// The run folder of `seed` in the group folder `group`: `<group>/<group name>-seed<seed>`.
+/// Its name is also the run's name on the tracking server, so it names the group too.
+pub fn seed_run_dir(group: &Path, seed: u64) -> PathBuf {
+    let name = group
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "seeds".into());
+    group.join(format!("{name}-seed{seed}"))
+}
+
+/// The config of one seed: `files` + `overrides` + `seed=<seed>`, checked (data plan,
+/// tracking target) before anything trains.
+fn seed_config(files: &[PathBuf], overrides: &[String], seed: u64) -> Result<ResolvedConfig> {
+    let mut o = overrides.to_vec();
+    o.push(format!("seed={seed}"));
+    let cfg = crate::config::resolve(files, &o)?;
+    cfg.config.data.plan()?;
+    crate::tracking::Target::resolve(&cfg.config)?;
+    Ok(cfg)
+}
+
+/// Trains one seed of a group into [`seed_run_dir`] (tracked when a server is configured,
+/// tagged with the group), chooses its threshold on validation and evaluates test. A
+/// folder that already holds this config's test evaluation is reused as it is; one left
+/// unfinished is trained again; one holding another config is an error.
+pub fn train_seed(cfg: &ResolvedConfig, group: &Path, progress: Progress) -> Result<PathBuf> {
+    let seed = cfg.config.seed;
+    let dir = seed_run_dir(group, seed);
+    if dir.join("config.yaml").exists() {
+        let stored = crate::config::from_run(&dir)?;
+        if stored.sha256 != cfg.sha256 {
+            return Err(Error::bad_file(
+                &dir,
+                format!(
+                    "seed {seed}'s folder holds another config; remove it or use another group"
+                ),
+            ));
+        }
+        if dir.join("eval-test.json").exists() {
+            return Ok(dir);
+        }
+    }
+    if dir.exists() {
+        // Killed before its test evaluation: start again.
+        std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, "removing", e))?;
+    }
+    let name = group
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let run = RunDir::create(cfg, Some(&dir))?;
+    crate::tracking::push::write_extra_tags(&run, &[("pcam.seed_group", &name)])?;
+    if !progress.quiet {
+        eprintln!("seed {seed}: run folder {}", run.path.display());
+    }
+    let mut tracker = Tracker::start(&run, progress.quiet)?;
+    let trained = crate::train::fit(
+        cfg,
+        &run,
+        FitOptions {
+            progress,
+            after_epoch: Some(&mut |r| tracker.epoch(r)),
+            ..FitOptions::default()
+        },
+    )
+    .and_then(|_| crate::eval::evaluate_with(&run, SplitName::Valid, "best", true, progress))
+    .and_then(|_| crate::eval::evaluate_with(&run, SplitName::Test, "best", false, progress));
+    tracker.finish(&run, trained.is_ok());
+    trained?;
+    Ok(dir)
+}
+
+/// Summarises the finished runs of `seeds` in the group folder and writes its `runs.txt`,
+/// `summary.json` and `summary.md`.
+pub fn collect(group: &Path, seeds: &[u64]) -> Result<SeedGroup> {
+    let runs: Vec<PathBuf> = seeds.iter().map(|s| seed_run_dir(group, *s)).collect();
     let valid = summarize(&runs, SplitName::Valid)?;
     let test = summarize(&runs, SplitName::Test)?;
-    write_group(&dir, &runs, &valid, &test)?;
+    write_group(group, &runs, &valid, &test)?;
     Ok(SeedGroup {
-        dir,
+        dir: group.to_path_buf(),
         runs,
         valid,
         test,
     })
+}
+
+/// The `pcam` commands that train the seeds of a group one per task (`pcam train --seeds
+/// … --group G --only S`), for [`crate::offload::run`]; [`collect`] summarises them after.
+pub fn tasks(
+    files: &[PathBuf],
+    overrides: &[String],
+    seeds: &[u64],
+    group: &Path,
+) -> Vec<Vec<String>> {
+    let spec = seeds
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    seeds
+        .iter()
+        .map(|s| {
+            let mut t: Vec<String> = vec!["-q".into(), "train".into()];
+            for f in files {
+                t.extend(["--config".into(), f.display().to_string()]);
+            }
+            t.extend([
+                "--seeds".into(),
+                spec.clone(),
+                "--group".into(),
+                group.display().to_string(),
+            ]);
+            t.extend(["--only".into(), s.to_string()]);
+            t.extend(overrides.iter().cloned());
+            t
+        })
+        .collect()
+}
+
+/// Trains `files` + `overrides` once per seed into the group folder `group` (see
+/// [`group_dir`]; finished seeds are reused), then summarises the group. Every seed's
+/// config is checked before the first one trains; the first failing seed stops the group.
+pub fn train_seeds(
+    files: &[PathBuf],
+    overrides: &[String],
+    seeds: &[u64],
+    group: Option<&Path>,
+    progress: Progress,
+) -> Result<SeedGroup> {
+    let cfgs: Vec<ResolvedConfig> = seeds
+        .iter()
+        .map(|s| seed_config(files, overrides, *s))
+        .collect::<Result<_>>()?;
+    let dir = group_dir(&cfgs[0], group);
+    for cfg in &cfgs {
+        train_seed(cfg, &dir, progress)?;
+    }
+    collect(&dir, seeds)
+}
+
+/// [`train_seed`] of one seed of a group (`pcam train --seeds … --group G --only S`): the
+/// seed must be one of `seeds`, whose configs are all checked first.
+pub fn train_one_seed(
+    files: &[PathBuf],
+    overrides: &[String],
+    seeds: &[u64],
+    only: u64,
+    group: &Path,
+    progress: Progress,
+) -> Result<PathBuf> {
+    let cfgs: Vec<ResolvedConfig> = seeds
+        .iter()
+        .map(|s| seed_config(files, overrides, *s))
+        .collect::<Result<_>>()?;
+    let cfg = cfgs
+        .iter()
+        .find(|c| c.config.seed == only)
+        .ok_or_else(|| Error::Usage(format!("--only {only}: not one of the group's seeds")))?;
+    train_seed(cfg, group, progress)
 }
 
 /// The runs of a group: those a seed group folder lists in `runs.txt` (written by

@@ -265,6 +265,93 @@ fn project_scripts_run_on_a_real_slurm_and_write_results_back() {
         assert_record(w, id, "thin_course", "COMPLETED", 0);
     }
 
+    // pcam::offload (the notebooks' heavy cells): the same batch of seed runs as one job
+    // array through slurm/submit.sh array, and as child processes here; the same bits, and
+    // each run's manifest says where it ran. The work folder stands in for the project.
+    std::os::unix::fs::symlink(repo().join("slurm"), w.join("slurm")).unwrap();
+    // SAFETY: this file's only test; nothing else reads the environment meanwhile.
+    unsafe {
+        std::env::set_var("SLURM_CONF", cluster.conf());
+        std::env::set_var("PCAM_CLUSTER_ENV", &s.env_file);
+        std::env::set_var("PCAM_CACHE", w.join(".cache"));
+        std::env::remove_var("MLFLOW_TRACKING_URI");
+    }
+    let slurm = pcam::offload::Place::detect();
+    assert!(
+        matches!(&slurm, pcam::offload::Place::Slurm { partitions } if partitions.iter().any(|p| p == "thin_course")),
+        "{slurm:?}"
+    );
+    let over: Vec<String> = ["data.dir=data", "train.epochs=1", "model.hidden=[8]"]
+        .map(String::from)
+        .to_vec();
+    let mut groups = Vec::new();
+    for (place, name) in [
+        (slurm, "seeds-slurm"),
+        (
+            pcam::offload::Place::Local {
+                why: "the comparison".into(),
+            },
+            "seeds-here",
+        ),
+    ] {
+        let group = w.join(name);
+        let batch = pcam::offload::Batch {
+            name: "seeds".into(),
+            root: w.to_path_buf(),
+            exe: env!("CARGO_BIN_EXE_pcam").into(),
+            dir: group.clone(),
+            tasks: pcam::multiseed::tasks(&[], &over, &[1, 2, 3], &group),
+        };
+        let ran = pcam::offload::run(&place, &batch, pcam::progress::Progress { quiet: true })
+            .unwrap_or_else(|e| panic!("{e}{}", s.log_tail()))
+            .ok()
+            .unwrap_or_else(|e| panic!("{e}"));
+        groups.push((ran, pcam::multiseed::collect(&group, &[1, 2, 3]).unwrap()));
+    }
+    let (ran, on_slurm) = &groups[0];
+    let job = ran.job_id.clone().expect("a job id");
+    assert_eq!(ran.partition.as_deref(), Some("thin_course"), "{ran:?}");
+    assert_eq!(ran.place, format!("Slurm job array {job} on thin_course"));
+    for k in 0..3 {
+        let r = json(&w.join(format!("seeds-slurm/slurm/jobs/{job}_{k}.json")));
+        assert_eq!(
+            (r["partition"].as_str(), r["exit_code"].as_i64()),
+            (Some("thin_course"), Some(0)),
+            "{r}"
+        );
+        assert!(w
+            .join(format!("seeds-slurm/slurm/pcam-array-{job}_{k}.out"))
+            .is_file());
+    }
+    let here = &groups[1].1;
+    for (a, b) in on_slurm.runs.iter().zip(&here.runs) {
+        let (ma, mb) = (
+            json(&a.join("manifest.json")),
+            json(&b.join("manifest.json")),
+        );
+        assert_eq!(ma["slurm_partition"], "thin_course", "{ma}");
+        assert!(
+            ma["slurm_job_id"].is_string() && mb["slurm_job_id"].is_null(),
+            "{ma} {mb}"
+        );
+        let sha = |r: &Path| {
+            pcam::run::RunDir::open(r)
+                .unwrap()
+                .weights_sha256()
+                .unwrap()
+        };
+        assert_eq!(sha(a), sha(b), "{} vs {}", a.display(), b.display());
+    }
+    assert_eq!(
+        on_slurm
+            .test
+            .stats
+            .iter()
+            .map(|s| s.mean)
+            .collect::<Vec<_>>(),
+        here.test.stats.iter().map(|s| s.mean).collect::<Vec<_>>()
+    );
+
     // The benchmark on both partitions.
     let bench = [
         "--",

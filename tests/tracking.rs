@@ -127,8 +127,25 @@ fn three_seeds_are_logged_live_with_evaluations_and_read_back_complete() {
     args.extend(TINY);
     let o = pcam_env(d.path(), &args, &env);
     assert_eq!(o.code, 0, "{}", o.stderr);
-    let runs = runs_under(&d.path().join("runs/default"));
+    let group = o
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("group "))
+        .unwrap();
+    // The seeds' runs live in the group folder, named after it.
+    let runs = runs_under(&d.path().join(group));
     assert_eq!(runs.len(), 3, "{runs:?}");
+    let name = std::path::Path::new(group)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+    for (r, seed) in runs.iter().zip(1..) {
+        assert_eq!(
+            r.file_name().unwrap().to_string_lossy(),
+            format!("{name}-seed{seed}")
+        );
+    }
 
     // The table is the mean ± sample sd of what each run's eval-test.json says.
     let f1: Vec<f64> = runs
@@ -145,11 +162,6 @@ fn three_seeds_are_logged_live_with_evaluations_and_read_back_complete() {
     let cell = format!("{mean:.4} ± {sd:.4}");
     assert!(o.stdout.contains(&cell), "{cell} not in {}", o.stdout);
     assert!(o.stdout.contains("SYNTHETIC"), "{}", o.stdout);
-    let group = o
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("group "))
-        .unwrap();
     let summary = std::fs::read_to_string(d.path().join(group).join("summary.md")).unwrap();
     assert!(summary.contains(&cell), "{summary}");
     for r in &runs {

@@ -887,3 +887,144 @@ fn training_commands_start_libgomp_passive_once_and_others_keep_its_default() {
         ["300000"]
     );
 }
+
+/// SHA-256 of a run's final weights, as the run folder records it.
+fn weights(run: &Path) -> String {
+    pcam::run::RunDir::open(run)
+        .unwrap()
+        .weights_sha256()
+        .unwrap()
+}
+
+#[test]
+fn seed_groups_train_one_seed_per_task_and_reuse_finished_seeds() {
+    let d = tempfile::tempdir().unwrap();
+    let dp = d.path();
+    dataset(dp);
+    let mut over = tiny("mlp");
+    over.push("train.epochs=1".into());
+    // One task of a job array: only seed 2 of the group.
+    let o = pcam(
+        dp,
+        &args(
+            &[
+                "-q", "train", "--seeds", "1,2", "--group", "g", "--only", "2",
+            ],
+            &over,
+        ),
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(o.stdout.trim(), "run g/g-seed2");
+    assert!(!dp.join("g/g-seed1").exists() && !dp.join("g/summary.md").exists());
+    let started = json(&dp.join("g/g-seed2/manifest.json"))["started_utc"].clone();
+    // The whole group: seed 1 trains, seed 2 is reused as it is, the summary is written.
+    let o = pcam(
+        dp,
+        &args(&["-q", "train", "--seeds", "1,2", "--group", "g"], &over),
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(
+        json(&dp.join("g/g-seed2/manifest.json"))["started_utc"],
+        started
+    );
+    assert!(dp.join("g/summary.md").is_file() && dp.join("g/g-seed1/eval-test.json").is_file());
+    // The same group trained in one go elsewhere: the same weights, seed for seed.
+    let o = pcam(
+        dp,
+        &args(&["-q", "train", "--seeds", "1,2", "--group", "h"], &over),
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    for s in [1, 2] {
+        assert_eq!(
+            weights(&dp.join(format!("g/g-seed{s}"))),
+            weights(&dp.join(format!("h/h-seed{s}"))),
+            "seed {s}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(dp.join("g/summary.md"))
+            .unwrap()
+            .replace("g/g-seed", "X"),
+        std::fs::read_to_string(dp.join("h/summary.md"))
+            .unwrap()
+            .replace("h/h-seed", "X"),
+    );
+    // A seed outside the group, another config in a seed's folder: one-line errors.
+    let o = pcam(
+        dp,
+        &args(
+            &[
+                "-q", "train", "--seeds", "1,2", "--group", "g", "--only", "3",
+            ],
+            &over,
+        ),
+    );
+    assert_error(&o, &["--only 3", "not one of the group's seeds"]);
+    let mut other = over.clone();
+    other.push("train.lr=0.5".into());
+    let o = pcam(
+        dp,
+        &args(&["-q", "train", "--seeds", "1,2", "--group", "g"], &other),
+    );
+    assert_error(&o, &["g-seed1", "holds another config"]);
+    let o = pcam(dp, &args(&["-q", "train", "--group", "g"], &over));
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("--seeds"), "{}", o.stderr);
+}
+
+#[test]
+fn offloaded_tasks_run_here_without_slurm_and_match_the_cli() {
+    // No `sinfo` here (a program that does not exist stands in for it): the batch runs as
+    // child processes, the same commands a Slurm array task runs.
+    let place = pcam::offload::Place::detect_with("/nonexistent/sinfo");
+    assert!(matches!(place, pcam::offload::Place::Local { .. }));
+    let d = tempfile::tempdir().unwrap();
+    let dp = d.path();
+    dataset(dp);
+    let mut over = tiny("mlp");
+    over.push("train.epochs=1".into());
+    let group = dp.join("offloaded");
+    let batch = pcam::offload::Batch {
+        name: "seeds".into(),
+        root: dp.to_path_buf(),
+        exe: env!("CARGO_BIN_EXE_pcam").into(),
+        dir: group.clone(),
+        tasks: pcam::multiseed::tasks(&[], &over, &[1, 2], &group),
+    };
+    let ran = pcam::offload::run(&place, &batch, pcam::progress::Progress { quiet: true })
+        .unwrap()
+        .ok()
+        .unwrap();
+    assert_eq!(
+        (ran.tasks, ran.job_id.clone(), ran.place.as_str()),
+        (2, None, "locally, one after another")
+    );
+    let g = pcam::multiseed::collect(&group, &[1, 2]).unwrap();
+    assert_eq!(g.test.rows.len(), 2);
+    let o = pcam(
+        dp,
+        &args(&["-q", "train", "--seeds", "1,2", "--group", "cli"], &over),
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    for s in [1, 2] {
+        let m = json(&group.join(format!("offloaded-seed{s}/manifest.json")));
+        assert!(m["slurm_job_id"].is_null(), "{m}");
+        assert_eq!(
+            weights(&group.join(format!("offloaded-seed{s}"))),
+            weights(&dp.join(format!("cli/cli-seed{s}")))
+        );
+    }
+    // A failing task is named with its command; the others still ran.
+    let mut bad = batch.clone();
+    bad.name = "bad".into();
+    bad.tasks
+        .insert(0, vec!["train".into(), "data.dir=missing".into()]);
+    let ran = pcam::offload::run(&place, &bad, pcam::progress::Progress { quiet: true }).unwrap();
+    assert_eq!(ran.failed.len(), 1, "{:?}", ran.failed);
+    assert!(
+        ran.failed[0].1.contains("pcam train data.dir=missing")
+            && ran.failed[0].1.contains("missing"),
+        "{:?}",
+        ran.failed
+    );
+}

@@ -22,6 +22,15 @@ pub struct TrainArgs {
     /// valid, evaluate on test, and print mean ± sd of F1, F2, ROC-AUC and PR-AUC.
     #[arg(long, value_name = "SEEDS", conflicts_with_all = ["resume", "run_dir"])]
     pub seeds: Option<String>,
+    /// With --seeds: the group's folder (default runs/<experiment>/seeds-<time>-<hash>);
+    /// each seed's run is <group>/<group name>-seed<S>, and a seed whose folder already
+    /// holds its finished evaluation is reused.
+    #[arg(long, value_name = "DIR", requires = "seeds")]
+    pub group: Option<PathBuf>,
+    /// With --seeds and --group: train only this seed of the group (one task of a job
+    /// array); a later `--seeds … --group` without --only reuses it and writes the summary.
+    #[arg(long, value_name = "SEED", requires = "group")]
+    pub only: Option<u64>,
 }
 
 // `pcam eval`.
@@ -158,10 +167,29 @@ pub fn train(a: TrainArgs, progress: Progress) -> Result<()> {
             resume: None,
             run_dir: None,
             seeds: Some(spec),
+            group,
+            only,
         } => {
             let seeds = pcam::multiseed::parse_seeds(&spec)?;
-            let g =
-                pcam::multiseed::train_seeds(&config.files, &config.overrides, &seeds, progress)?;
+            if let (Some(only), Some(group)) = (only, &group) {
+                let run = pcam::multiseed::train_one_seed(
+                    &config.files,
+                    &config.overrides,
+                    &seeds,
+                    only,
+                    group,
+                    progress,
+                )?;
+                println!("run {}", run.display());
+                return Ok(());
+            }
+            let g = pcam::multiseed::train_seeds(
+                &config.files,
+                &config.overrides,
+                &seeds,
+                group.as_deref(),
+                progress,
+            )?;
             for r in &g.runs {
                 println!("run {}", r.display());
             }
@@ -173,7 +201,7 @@ pub fn train(a: TrainArgs, progress: Progress) -> Result<()> {
             config,
             resume,
             run_dir,
-            seeds: _,
+            ..
         } => {
             let (cfg, run, resume) = match resume {
                 Some(dir) => {

@@ -269,6 +269,47 @@ impl Manifest {
 }
 
 /// This machine's host name.
+/// Where runs ran, in one line read from their manifests: `16 runs in Slurm partition
+/// thin_course (jobs 101 to 116)`, `2 runs on this machine`, or both parts.
+pub fn placement(runs: &[PathBuf]) -> Result<String> {
+    // partition (None: no Slurm job) -> (runs, job ids)
+    let mut by: std::collections::BTreeMap<Option<String>, (usize, Vec<u64>)> = Default::default();
+    for r in runs {
+        let m = RunDir::open(r)?.manifest()?;
+        let place = m.slurm_job_id.as_ref().map(|_| {
+            m.slurm_partition
+                .clone()
+                .unwrap_or_else(|| "unknown".into())
+        });
+        let e = by.entry(place).or_default();
+        e.0 += 1;
+        e.1.extend(m.slurm_job_id.and_then(|j| j.parse::<u64>().ok()));
+    }
+    let count = |n: usize| {
+        if n == 1 {
+            "1 run".to_string()
+        } else {
+            format!("{n} runs")
+        }
+    };
+    let parts: Vec<String> = by
+        .into_iter()
+        .map(|(place, (n, mut ids))| match place {
+            None => format!("{} on this machine (no Slurm job)", count(n)),
+            Some(p) => {
+                ids.sort_unstable();
+                let span = match (ids.first(), ids.last()) {
+                    (Some(a), Some(b)) if a != b => format!(" (jobs {a} to {b})"),
+                    (Some(a), _) => format!(" (job {a})"),
+                    _ => String::new(),
+                };
+                format!("{} in Slurm partition {p}{span}", count(n))
+            }
+        })
+        .collect();
+    Ok(parts.join("; "))
+}
+
 pub fn hostname() -> Option<String> {
     std::fs::read_to_string("/etc/hostname")
         .ok()

@@ -254,6 +254,13 @@ pub enum Executor {
     /// Up to `n` child processes `pcam search trial …` at once, started from the pcam
     /// executable `exe` (the CLI passes itself; a notebook passes `target/release/pcam`).
     Workers { exe: PathBuf, n: usize },
+    /// Each round as one batch of `pcam search trial …` commands at `place`: a Slurm job
+    /// array through `slurm/submit.sh array` (under `root`), or here one after another.
+    Offload {
+        place: crate::offload::Place,
+        exe: PathBuf,
+        root: PathBuf,
+    },
     /// A Slurm job array per round (`sbatch --wait`), each task one trial.
     Slurm {
         script: PathBuf,
@@ -343,6 +350,35 @@ fn execute(
                 }
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
+        }
+        Executor::Offload { place, exe, root } => {
+            let batch = crate::offload::Batch {
+                name: round.to_string(),
+                root: root.clone(),
+                exe: exe.clone(),
+                dir: sweep.dir.clone(),
+                tasks: todo
+                    .iter()
+                    .map(|i| {
+                        let mut t: Vec<String> = ["-q", "search", "trial", "--sweep"]
+                            .map(String::from)
+                            .to_vec();
+                        t.push(sweep.dir.display().to_string());
+                        t.extend([
+                            "--index".into(),
+                            i.to_string(),
+                            "--epochs".into(),
+                            budget.to_string(),
+                        ]);
+                        t
+                    })
+                    .collect(),
+            };
+            let ran = crate::offload::run(place, &batch, progress)?;
+            for (k, why) in ran.failed {
+                failed.push((todo[k], why));
+            }
+            bar.inc(todo.len() as u64);
         }
         Executor::Slurm {
             script,
