@@ -18,7 +18,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
-usage() { sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 [ $# -ge 1 ] || usage
 job=$1; shift
 case "$job" in train|twin|eval|bench|search|array) ;; -h|--help) usage ;; *) echo "submit.sh: unknown job '$job' (train, twin, eval, bench, search or array)" >&2; exit 2 ;; esac
@@ -36,8 +36,11 @@ while [ $# -gt 0 ]; do
 done
 env_file=${PCAM_CLUSTER_ENV:-$here/cluster.env}
 [ -r "$env_file" ] || { echo "submit.sh: $env_file: cannot read the cluster settings" >&2; exit 2; }
+# PCAM_LOG_DIR set by the caller (pcam::offload gives each batch its own) wins over the file.
+log_dir_override=${PCAM_LOG_DIR:-}
 # shellcheck source=cluster.env
 . "$env_file"
+PCAM_LOG_DIR=${log_dir_override:-${PCAM_LOG_DIR:-}}
 for v in PCAM_CPU_PARTITION PCAM_GPU_PARTITION PCAM_CPUS PCAM_TIME_TRAIN PCAM_TIME_EVAL PCAM_TIME_BENCH PCAM_TIME_SEARCH PCAM_LOG_DIR; do
     [ -n "${!v:-}" ] || { echo "submit.sh: $env_file: $v is not set" >&2; exit 2; }
 done
@@ -79,9 +82,11 @@ if [ "$job" = array ]; then
     [ -r "$1" ] || { echo "submit.sh: $1: cannot read the task list" >&2; exit 2; }
     n=$(grep -c . "$1" || true)
     [ "$n" -gt 0 ] || { echo "submit.sh: $1: the task list is empty" >&2; exit 2; }
+    [ "$n" = "$(grep -c '' "$1")" ] || { echo "submit.sh: $1: a blank line (one task per line, none empty)" >&2; exit 2; }
+    [ "$gpu" = 0 ] || { echo "submit.sh: array runs its lines as given; put train.device in them instead of --gpu" >&2; exit 2; }
     par=${PCAM_ARRAY_PARALLEL:-8}
-    case "$par" in ''|*[!0-9]*|0) echo "submit.sh: $env_file: PCAM_ARRAY_PARALLEL must be a positive integer, not '$par'" >&2; exit 2 ;; esac
-    cmd+=(--array="0-$((n - 1))%$par" --output="$PCAM_LOG_DIR/%x-%A_%a.out")
+    case "$par" in ''|*[!0-9]*|0*) echo "submit.sh: $env_file: PCAM_ARRAY_PARALLEL must be a positive integer, not '$par'" >&2; exit 2 ;; esac
+    cmd+=(--array="0-$((n - 1))%$par" --job-name=pcam-array --export=ALL --output="$PCAM_LOG_DIR/pcam-array-%A_%a.out")
 else
     cmd+=(--output="$PCAM_LOG_DIR/%x-%j.out")
 fi

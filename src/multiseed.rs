@@ -224,11 +224,16 @@ pub fn group_dir(first: &ResolvedConfig, explicit: Option<&Path>) -> PathBuf {
 /// The run folder of `seed` in the group folder `group`: `<group>/<group name>-seed<seed>`.
 /// Its name is also the run's name on the tracking server, so it names the group too.
 pub fn seed_run_dir(group: &Path, seed: u64) -> PathBuf {
-    let name = group
+    group.join(format!("{}-seed{seed}", group_name(group)))
+}
+
+/// A group's name: its folder's name (`seeds` for a folder without one, such as `.`); the
+/// `pcam.seed_group` tag of its runs.
+fn group_name(group: &Path) -> String {
+    group
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "seeds".into());
-    group.join(format!("{name}-seed{seed}"))
+        .unwrap_or_else(|| "seeds".into())
 }
 
 /// The config of one seed: `files` + `overrides` + `seed=<seed>`, checked (data plan,
@@ -267,12 +272,8 @@ pub fn train_seed(cfg: &ResolvedConfig, group: &Path, progress: Progress) -> Res
         // Killed before its test evaluation: start again.
         std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, "removing", e))?;
     }
-    let name = group
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let run = RunDir::create(cfg, Some(&dir))?;
-    crate::tracking::push::write_extra_tags(&run, &[("pcam.seed_group", &name)])?;
+    crate::tracking::push::write_extra_tags(&run, &[("pcam.seed_group", &group_name(group))])?;
     if !progress.quiet {
         eprintln!("seed {seed}: run folder {}", run.path.display());
     }

@@ -9,7 +9,7 @@
 
 use crate::error::{Error, Result};
 use crate::progress::Progress;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 /// Where a batch of tasks runs.
@@ -87,6 +87,8 @@ pub struct Batch {
 /// How a batch ran.
 #[derive(Debug, Clone)]
 pub struct Ran {
+    /// The batch's name.
+    pub name: String,
     /// `Slurm job array 41 on thin_course` or `locally, one after another`.
     pub place: String,
     pub job_id: Option<String>,
@@ -102,7 +104,7 @@ impl Ran {
         match self.failed.first() {
             None => Ok(self),
             Some((_, why)) => Err(Error::failed(
-                "running a batch of pcam tasks",
+                format!("batch {}", self.name),
                 if self.failed.len() > 1 {
                     format!("{why} (and {} more failed tasks)", self.failed.len() - 1)
                 } else {
@@ -130,9 +132,15 @@ impl Batch {
             return Err(Error::Usage(format!("batch {}: no task to run", self.name)));
         }
         for (k, t) in self.tasks.iter().enumerate() {
-            if t.is_empty() || t.iter().any(|a| a.contains(['\t', '\n'])) {
+            if t.is_empty() {
                 return Err(Error::Usage(format!(
-                    "batch {} task {k}: empty, or an argument holds a tab or a newline",
+                    "batch {} task {k}: no arguments",
+                    self.name
+                )));
+            }
+            if let Some(a) = t.iter().find(|a| a.is_empty() || a.contains(['\t', '\n'])) {
+                return Err(Error::Usage(format!(
+                    "batch {} task {k}: argument {a:?} is empty or holds a tab or a newline",
                     self.name
                 )));
             }
@@ -154,11 +162,25 @@ impl Batch {
 /// failures come back in [`Ran::failed`] (use [`Ran::ok`] to make any of them an error).
 pub fn run(place: &Place, batch: &Batch, progress: Progress) -> Result<Ran> {
     batch.check()?;
+    // Relative paths are the project's: the folder every task runs in.
+    let root =
+        std::path::absolute(&batch.root).map_err(|e| Error::io(&batch.root, "resolving", e))?;
+    // A bare program name is looked up on PATH.
+    let exe = if batch.exe.components().count() > 1 {
+        root.join(&batch.exe)
+    } else {
+        batch.exe.clone()
+    };
+    let batch = Batch {
+        exe,
+        dir: root.join(&batch.dir),
+        root,
+        ..batch.clone()
+    };
     std::fs::create_dir_all(&batch.dir).map_err(|e| Error::io(&batch.dir, "creating", e))?;
-    let dir = std::path::absolute(&batch.dir).map_err(|e| Error::io(&batch.dir, "resolving", e))?;
     match place {
-        Place::Local { .. } => run_here(batch, progress),
-        Place::Slurm { .. } => run_on_slurm(batch, &dir, progress),
+        Place::Local { .. } => run_here(&batch, progress),
+        Place::Slurm { .. } => run_on_slurm(&batch, progress),
     }
 }
 
@@ -180,12 +202,22 @@ fn run_here(batch: &Batch, progress: Progress) -> Result<Ran> {
             .map_err(|e| Error::io(&batch.exe, "starting a task", e))?;
         if !o.status.success() {
             let err = String::from_utf8_lossy(&o.stderr);
+            // pcam's one-line error, else the last line it wrote
+            let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+            let line = lines
+                .iter()
+                .rev()
+                .find(|l| l.starts_with("error"))
+                .or(lines.last())
+                .copied()
+                .unwrap_or("no message");
             failed.push((
                 k,
                 format!(
-                    "task {k} ({}) failed: {}",
+                    "task {k} ({}) failed ({}): {}",
                     batch.command_line(k),
-                    crate::error::one_line(err.lines().last().unwrap_or("no message"))
+                    o.status,
+                    crate::error::one_line(line)
                 ),
             ));
         }
@@ -193,6 +225,7 @@ fn run_here(batch: &Batch, progress: Progress) -> Result<Ran> {
     }
     bar.finish_and_clear();
     Ok(Ran {
+        name: batch.name.clone(),
         place: "locally, one after another".into(),
         job_id: None,
         partition: None,
@@ -201,12 +234,18 @@ fn run_here(batch: &Batch, progress: Progress) -> Result<Ran> {
     })
 }
 
-fn run_on_slurm(batch: &Batch, dir: &Path, progress: Progress) -> Result<Ran> {
-    let list = dir.join(format!("{}.tasks", batch.name));
+fn run_on_slurm(batch: &Batch, progress: Progress) -> Result<Ran> {
+    let list = batch.dir.join(format!("{}.tasks", batch.name));
     crate::fsutil::write_atomic(&list, batch.list_text().as_bytes())?;
-    let log_dir = dir.join("slurm");
+    // A fresh log folder per batch: job ids restart with a new cluster, so a record left by
+    // an earlier submission must not stand in for a task that never ran.
+    let log_dir = batch.dir.join("slurm").join(&batch.name);
+    if log_dir.exists() {
+        std::fs::remove_dir_all(&log_dir)
+            .map_err(|e| Error::io(&log_dir, "removing old logs", e))?;
+    }
     let submit = batch.root.join("slurm/submit.sh");
-    let exe = std::path::absolute(&batch.exe).map_err(|e| Error::io(&batch.exe, "resolving", e))?;
+    let exe = &batch.exe;
     if !progress.quiet {
         eprintln!(
             "{}: {} tasks as one Slurm job array (slurm/submit.sh array --wait), logs in {}",
@@ -219,7 +258,7 @@ fn run_on_slurm(batch: &Batch, dir: &Path, progress: Progress) -> Result<Ran> {
         .args(["array", "--wait", "--"])
         .arg(&list)
         .current_dir(&batch.root)
-        .env("PCAM", &exe)
+        .env("PCAM", exe)
         .env("PCAM_LOG_DIR", &log_dir)
         .env("PCAM_WORKDIR", &batch.root)
         .stdin(Stdio::null())
@@ -280,6 +319,7 @@ fn run_on_slurm(batch: &Batch, dir: &Path, progress: Progress) -> Result<Ran> {
         }
     }
     Ok(Ran {
+        name: batch.name.clone(),
         place: format!(
             "Slurm job array {job_id} on {}",
             partition.as_deref().unwrap_or("an unknown partition")
@@ -320,7 +360,12 @@ mod tests {
         for (tasks, name, needle) in [
             (vec![], "t", "no task"),
             (vec![vec!["a\tb".to_string()]], "t", "tab"),
-            (vec![vec![]], "t", "empty"),
+            (vec![vec![]], "t", "no arguments"),
+            (
+                vec![vec!["train".to_string(), String::new()]],
+                "t",
+                "is empty",
+            ),
             (vec![vec!["x".to_string()]], "a/b", "batch name"),
         ] {
             let mut b = batch(tasks);

@@ -313,14 +313,14 @@ fn project_scripts_run_on_a_real_slurm_and_write_results_back() {
     assert_eq!(ran.partition.as_deref(), Some("thin_course"), "{ran:?}");
     assert_eq!(ran.place, format!("Slurm job array {job} on thin_course"));
     for k in 0..3 {
-        let r = json(&w.join(format!("seeds-slurm/slurm/jobs/{job}_{k}.json")));
+        let r = json(&w.join(format!("seeds-slurm/slurm/seeds/jobs/{job}_{k}.json")));
         assert_eq!(
             (r["partition"].as_str(), r["exit_code"].as_i64()),
             (Some("thin_course"), Some(0)),
             "{r}"
         );
         assert!(w
-            .join(format!("seeds-slurm/slurm/pcam-array-{job}_{k}.out"))
+            .join(format!("seeds-slurm/slurm/seeds/pcam-array-{job}_{k}.out"))
             .is_file());
     }
     let here = &groups[1].1;

@@ -268,7 +268,6 @@ impl Manifest {
     }
 }
 
-/// This machine's host name.
 /// Where runs ran, in one line read from their manifests: `16 runs in Slurm partition
 /// thin_course (jobs 101 to 116)`, `2 runs on this machine`, or both parts.
 pub fn placement(runs: &[PathBuf]) -> Result<String> {
@@ -310,6 +309,7 @@ pub fn placement(runs: &[PathBuf]) -> Result<String> {
     Ok(parts.join("; "))
 }
 
+/// This machine's host name.
 pub fn hostname() -> Option<String> {
     std::fs::read_to_string("/etc/hostname")
         .ok()
