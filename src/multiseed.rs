@@ -236,15 +236,24 @@ fn group_name(group: &Path) -> String {
         .unwrap_or_else(|| "seeds".into())
 }
 
-/// The config of one seed: `files` + `overrides` + `seed=<seed>`, checked (data plan,
-/// tracking target) before anything trains.
-fn seed_config(files: &[PathBuf], overrides: &[String], seed: u64) -> Result<ResolvedConfig> {
-    let mut o = overrides.to_vec();
-    o.push(format!("seed={seed}"));
-    let cfg = crate::config::resolve(files, &o)?;
-    cfg.config.data.plan()?;
-    crate::tracking::Target::resolve(&cfg.config)?;
-    Ok(cfg)
+/// The config of each seed: `files` + `overrides` + `seed=<seed>`, every one checked (data
+/// plan, tracking target) before anything trains.
+fn seed_configs(
+    files: &[PathBuf],
+    overrides: &[String],
+    seeds: &[u64],
+) -> Result<Vec<ResolvedConfig>> {
+    seeds
+        .iter()
+        .map(|seed| {
+            let mut o = overrides.to_vec();
+            o.push(format!("seed={seed}"));
+            let cfg = crate::config::resolve(files, &o)?;
+            cfg.config.data.plan()?;
+            crate::tracking::Target::resolve(&cfg.config)?;
+            Ok(cfg)
+        })
+        .collect()
 }
 
 /// Trains one seed of a group into [`seed_run_dir`] (tracked when a server is configured,
@@ -352,10 +361,7 @@ pub fn train_seeds(
     group: Option<&Path>,
     progress: Progress,
 ) -> Result<SeedGroup> {
-    let cfgs: Vec<ResolvedConfig> = seeds
-        .iter()
-        .map(|s| seed_config(files, overrides, *s))
-        .collect::<Result<_>>()?;
+    let cfgs = seed_configs(files, overrides, seeds)?;
     let dir = group_dir(&cfgs[0], group);
     for cfg in &cfgs {
         train_seed(cfg, &dir, progress)?;
@@ -373,10 +379,7 @@ pub fn train_one_seed(
     group: &Path,
     progress: Progress,
 ) -> Result<PathBuf> {
-    let cfgs: Vec<ResolvedConfig> = seeds
-        .iter()
-        .map(|s| seed_config(files, overrides, *s))
-        .collect::<Result<_>>()?;
+    let cfgs = seed_configs(files, overrides, seeds)?;
     let cfg = cfgs
         .iter()
         .find(|c| c.config.seed == only)
