@@ -78,18 +78,23 @@ PY
 scripts/course-data.sh
 
 # The heavy cells (the Q5.2 search, the seed runs, the CV folds) go to Slurm when `sinfo`
-# answers and run here otherwise (pcam::offload). As root (as CI runs), with no cluster
-# answering, a one-node local Slurm (scripts/local-slurm.sh) is started for this run, so the
-# Slurm path is the one exercised, and stopped when the script ends.
+# answers and run here otherwise (pcam::offload). Under CI (CI set, as root, as .ci/run
+# runs), or with PCAM_LOCAL_SLURM=1 as root, and no cluster answering, a one-node local Slurm
+# (scripts/local-slurm.sh, installs slurm-wlm with apt) is started for this run, so the Slurm
+# path is the one exercised, and stopped when the script ends. Elsewhere nothing is installed.
 cleanup=()
 on_exit() { local c; for c in "${cleanup[@]}"; do eval "$c"; done; }
 trap on_exit EXIT
-if [ "$(id -u)" = 0 ] && ! sinfo -h >/dev/null 2>&1; then
+if [ "$(id -u)" = 0 ] && { [ -n "${CI:-}" ] || [ "${PCAM_LOCAL_SLURM:-0}" = 1 ]; } && ! sinfo -h >/dev/null 2>&1; then
   slurm_base=$(mktemp -d "${TMPDIR:-/tmp}/pcam-notebooks-slurm.XXXXXX")
-  free_port() { .venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-  say "starting a one-node local Slurm in $slurm_base (root, no cluster answering)"
+  # two distinct free ports, both held until both are known
+  read -r ctld_port slurmd_port < <(.venv/bin/python -c 'import socket
+a, b = socket.socket(), socket.socket()
+a.bind(("127.0.0.1", 0)); b.bind(("127.0.0.1", 0))
+print(a.getsockname()[1], b.getsockname()[1])')
+  say "starting a one-node local Slurm in $slurm_base"
   cleanup+=("PURGE=1 scripts/local-slurm.sh stop '$slurm_base' || true")
-  SLURMCTLD_PORT=$(free_port) SLURMD_PORT=$(free_port) scripts/local-slurm.sh start "$slurm_base"
+  SLURMCTLD_PORT=$ctld_port SLURMD_PORT=$slurmd_port scripts/local-slurm.sh start "$slurm_base"
   export SLURM_CONF=$slurm_base/etc/slurm.conf
 fi
 if sinfo -h >/dev/null 2>&1; then

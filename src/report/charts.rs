@@ -249,15 +249,17 @@ pub fn lines(
             .margin_right(12 + outside)
             .x_label_area_size(40)
             .y_label_area_size(80);
+        // a log axis labels its ticks with three significant digits (0.7, not 0.7000000000000001)
+        let short = |y: &f64| short_tick(*y);
         macro_rules! finish {
-            ($chart:expr) => {{
+            ($chart:expr $(, $y_fmt:expr)?) => {{
                 let mut chart = $chart;
-                chart
-                    .configure_mesh()
-                    .x_desc(x_label)
+                let mut mesh = chart.configure_mesh();
+                mesh.x_desc(x_label)
                     .y_desc(y_label)
-                    .label_style(("sans-serif", 14))
-                    .draw()?;
+                    .label_style(("sans-serif", 14));
+                $( mesh.y_label_formatter($y_fmt); )?
+                mesh.draw()?;
                 for s in series {
                     let color = s.color;
                     chart
@@ -297,7 +299,10 @@ pub fn lines(
             }};
         }
         if log_y {
-            finish!(b.build_cartesian_2d(x0..x1, (ylo..yhi).log_scale())?);
+            finish!(
+                b.build_cartesian_2d(x0..x1, (ylo..yhi).log_scale())?,
+                &short
+            );
         } else {
             finish!(b.build_cartesian_2d(x0..x1, ylo..yhi)?);
         }
@@ -310,6 +315,20 @@ pub fn lines(
                 .with_numbers(format!("line {i} y"), s.points.iter().map(|p| p.1))
         })
     })
+}
+
+/// A tick label with three significant digits and no trailing zeros: `0.7`, `0.05`, `1`, `250`.
+fn short_tick(y: f64) -> String {
+    if y == 0.0 || !y.is_finite() {
+        return format!("{y}");
+    }
+    let decimals = (2 - y.abs().log10().floor() as i32).max(0) as usize;
+    let s = format!("{y:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
 }
 
 /// Horizontal bars with confidence whiskers, one per labelled value (top to bottom), with
@@ -439,6 +458,14 @@ pub fn confusion_heatmap(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_axis_ticks_are_short() {
+        let got: Vec<String> = [0.7000000000000001, 1.0, 0.05, 250.0, 0.123456, 12.5]
+            .map(short_tick)
+            .to_vec();
+        assert_eq!(got, ["0.7", "1", "0.05", "250", "0.123", "12.5"]);
+    }
 
     #[test]
     fn line_charts_render_linear_and_log() {
