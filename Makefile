@@ -4,7 +4,7 @@ SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 
 .DEFAULT_GOAL := help
-.PHONY: help setup build check demo test test-slow test-root test-slurm fuzz bench bench-full bench-compare lint fmt clean course-data notebooks notebooks-check journal-check mlflow mlflow-stop
+.PHONY: help setup build check demo test test-slow test-root test-slurm fuzz bench bench-full bench-compare lint fmt clean course-data notebooks notebooks-check lab journal-check mlflow mlflow-stop
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ course-data: setup ## The SYNTHETIC demo copies, the course copy's clean index a
 
 notebooks: setup ## Install evcxr + Jupyter tools, execute every notebook in place, render journal tables
 	@scripts/notebooks.sh run
+
+lab: setup ## JupyterLab with the pcam-rust kernel on 127.0.0.1, pcam compiled for it first; prints the URL
+	@scripts/notebooks.sh lab
 
 notebooks-check: setup ## Execute notebooks into a temp folder; fail on errors or stale assets
 	@scripts/notebooks.sh check

@@ -1,16 +1,35 @@
 #!/usr/bin/env bash
-# `make notebooks` / `make notebooks-check`: install the pinned evcxr_jupyter and the
-# Jupyter tools, register the `pcam-rust` kernel with the environment of scripts/env.sh,
-# regenerate the demo data, then execute every notebook headless, in order.
-#   run:   outputs written in place (the committed evidence), assets/ refreshed
-#   check: executed into a temporary folder with a temporary assets folder; fails on
-#          any error output (a notebook's own assertions included), unexecuted cell,
-#          oversized image, or asset that does not reproduce (pcam report check-assets:
-#          exact assets byte for byte everywhere; training-derived ones byte for byte on
-#          the machine in assets/MACHINE, within each notebook's tolerance elsewhere)
+# `make notebooks` / `make notebooks-check` / `make lab`: install the pinned evcxr_jupyter
+# and the Jupyter tools, register the `pcam-rust` kernel with the environment of
+# scripts/env.sh, regenerate the demo data, compile pcam into the kernel's build folder
+# (target/evcxr: a kernel started afterwards opens in about half a minute instead of
+# minutes), then:
+#   run:     execute every notebook headless, in order, outputs written in place (the
+#            committed evidence), assets/ refreshed (scripts/nbexec.py, through the kernel
+#            protocol; PCAM_RERUN=K re-executes K random cells per notebook afterwards)
+#   check:   the same into a temporary folder with a temporary assets folder, then K=2 cells
+#            per notebook re-executed (PCAM_RERUN, seed PCAM_RERUN_SEED), and the cells named
+#            in PCAM_RERUN_CELLS (default: those made rerunnable by hand): fails on any error
+#            output (a notebook's own assertions included), unexecuted cell, oversized image,
+#            a re-executed cell whose outputs or assets changed, or an asset that does not
+#            reproduce (pcam report check-assets: exact assets byte for byte everywhere;
+#            training-derived ones byte for byte on the machine in assets/MACHINE, within each
+#            notebook's tolerance elsewhere); and one notebook stepped through a real
+#            JupyterLab server's REST and websocket API (scripts/nbserver_check.py)
+#   lab:     start JupyterLab on 127.0.0.1 (PCAM_LAB_PORT, default 8888 or a free one) with
+#            the pcam-rust kernel and print its URL
+#   kernel:  only install evcxr_jupyter (cargo; .ci/run does it beside make test)
+#   prepare: only install the tools, register the kernel and compile pcam into target/evcxr
+#            (no data, no notebook; .ci/run does it beside make lint)
+#   measure: time a kernel's start and setup cell with target/evcxr cold (also without
+#            evcxr's compile cache), stale and warm, into results/notebooks/startup.json
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-run}
+case "$mode" in
+run | check | lab | measure | kernel | prepare) ;;
+*) echo "usage: scripts/notebooks.sh run|check|lab|measure|kernel|prepare [NOTEBOOK...]" >&2; exit 2 ;;
+esac
 EVCXR_VERSION=0.22.0
 say() { printf '[notebooks] %s\n' "$*"; }
 # What the training-derived assets depend on besides the code: libtorch's float results
@@ -41,10 +60,14 @@ machine() {
 . scripts/env.sh
 
 if ! cargo install --list | grep -q "^evcxr_jupyter v$EVCXR_VERSION:"; then
-  say "installing evcxr_jupyter $EVCXR_VERSION (cargo install, several minutes, once)"
-  cargo install --quiet --locked evcxr_jupyter --version "$EVCXR_VERSION"
+  # opt-level 1 instead of cargo install's 3: the kernel spends its time in rustc, not in its
+  # own code (a one-line cell took 1.6 s, as with opt-level 3), and the install compiled in
+  # 14 min while a release build of pcam shared the 2 cores (16-20 min at opt-level 3)
+  say "installing evcxr_jupyter $EVCXR_VERSION (cargo install, about 10-15 min on 2 cores, once)"
+  CARGO_PROFILE_RELEASE_OPT_LEVEL=1 cargo install --quiet --locked evcxr_jupyter --version "$EVCXR_VERSION"
 fi
 
+[ "$mode" != kernel ] || exit 0
 stamp=".venv/.pcam-notebook-requirements-$(sha256sum scripts/requirements-notebooks.txt | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   say "installing Jupyter tools into .venv"
@@ -75,16 +98,65 @@ PY
 # The demo copies, the course copy's clean index and slide split: regenerated every time
 # (seconds, byte-identical for the same pcam), so nothing an older pcam left can feed stale
 # numbers into the notebooks.
-scripts/course-data.sh
+case "$mode" in measure | prepare) ;; *) scripts/course-data.sh ;; esac
+
+cleanup=()
+on_exit() { local c; for c in "${cleanup[@]}"; do eval "$c"; done; }
+trap on_exit EXIT
+mkdir -p "$EVCXR_TMPDIR"
+# (the kernel's prelude, notebooks/evcxr/prelude.rs, copies Cargo.lock into EVCXR_TMPDIR at
+# every start, so notebooks build the dependency versions the binary and the tests use)
+warm() { .venv/bin/python scripts/nbexec.py --warm notebooks/q1_reproducibility.ipynb "$@"; }
+
+case "$mode" in
+prepare)
+  say "compiling pcam for the kernel if needed (first time: minutes, see results/notebooks/startup.json)"
+  warm
+  exit 0
+  ;;
+lab)
+  say "compiling pcam for the kernel if needed (first time: minutes, see results/notebooks/startup.json)"
+  warm
+  port=${PCAM_LAB_PORT:-8888}
+  if ! .venv/bin/python -c 'import socket,sys; socket.socket().bind(("127.0.0.1", int(sys.argv[1])))' "$port" 2>/dev/null; then
+    if [ -n "${PCAM_LAB_PORT:-}" ]; then
+      say "error: PCAM_LAB_PORT=$PCAM_LAB_PORT: port in use on 127.0.0.1 (another server?); pick another one"
+      exit 1
+    fi
+    port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    say "port 8888 is in use: using $port"
+  fi
+  token=$(.venv/bin/python -c 'import secrets; print(secrets.token_hex(24))')
+  root=()
+  [ "$(id -u)" != 0 ] || root=(--allow-root)
+  say "JupyterLab: http://127.0.0.1:$port/lab/tree/notebooks/q1_reproducibility.ipynb?token=$token"
+  say "(kernel 'Rust (pcam)'; Ctrl-C, then y, stops the server; on another machine: ssh -L $port:127.0.0.1:$port HOST)"
+  exec jupyter lab --no-browser --ServerApp.ip=127.0.0.1 --ServerApp.port="$port" --ServerApp.port_retries=0 \
+    --IdentityProvider.token="$token" --ServerApp.root_dir="$PWD" "${root[@]}"
+  ;;
+measure)
+  # Each case starts a fresh kernel and runs q1's setup cell. cold_no_cache: target/evcxr
+  # and evcxr's compile cache both empty (a new machine); cold_clone: target/evcxr empty,
+  # the cache (~/.cache/evcxr) as an earlier clone left it; stale_pcam: pcam's sources
+  # touched; warm: nothing to compile. Minutes of compilation; run it on an idle machine.
+  empty_cache=$(mktemp -d)
+  cleanup+=("rm -rf '$empty_cache'")
+  rm -rf "$EVCXR_TMPDIR" && mkdir -p "$EVCXR_TMPDIR"
+  XDG_CACHE_HOME=$empty_cache warm --record cold_no_cache
+  rm -rf "$EVCXR_TMPDIR" && mkdir -p "$EVCXR_TMPDIR"
+  warm --record cold_clone
+  touch src/lib.rs
+  warm --record stale_pcam
+  warm --record warm
+  exit 0
+  ;;
+esac
 
 # The heavy cells (the Q5.2 search, the seed runs, the CV folds) go to Slurm when `sinfo`
 # answers and run here otherwise (pcam::offload). Under CI (CI set, as root, as .ci/run
 # runs), or with PCAM_LOCAL_SLURM=1 as root, and no cluster answering, a one-node local Slurm
 # (scripts/local-slurm.sh, installs slurm-wlm with apt) is started for this run, so the Slurm
 # path is the one exercised, and stopped when the script ends. Elsewhere nothing is installed.
-cleanup=()
-on_exit() { local c; for c in "${cleanup[@]}"; do eval "$c"; done; }
-trap on_exit EXIT
 if [ "$(id -u)" = 0 ] && { [ -n "${CI:-}" ] || [ "${PCAM_LOCAL_SLURM:-0}" = 1 ]; } && ! sinfo -h >/dev/null 2>&1; then
   slurm_base=$(mktemp -d "${TMPDIR:-/tmp}/pcam-notebooks-slurm.XXXXXX")
   # two distinct free ports, both held until both are known
@@ -103,10 +175,15 @@ else
   say "heavy cells run on this machine (no Slurm answering)"
 fi
 
-mkdir -p "$EVCXR_TMPDIR"
-# evcxr resolves dependencies afresh; give it our lock file so notebooks run the same
-# dependency versions as the binary and the tests.
-[ "$EVCXR_TMPDIR/Cargo.lock" -nt Cargo.lock ] || cp Cargo.lock "$EVCXR_TMPDIR/Cargo.lock"
+# q5a's MLflow server outlives its notebook (for its UI, and so its cells can run again);
+# a full run starts it afresh and stops it at the end.
+stop_q5a_server() { [ ! -d runs/q5a/mlflow ] || target/release/pcam -q tracking server stop --dir runs/q5a/mlflow >/dev/null || true; }
+stop_q5a_server
+cleanup+=(stop_q5a_server)
+
+say "compiling pcam for the kernel if needed (first time: minutes, see results/notebooks/startup.json)"
+warm
+
 nbs=(notebooks/q*.ipynb)
 # `scripts/notebooks.sh run notebooks/q7_collaboration.ipynb`: only the notebooks named
 [ "$#" -gt 1 ] && nbs=("${@:2}")
@@ -121,21 +198,31 @@ if [ "$mode" = check ]; then
   fi
   mkdir -p "$out/assets"
   export PCAM_ASSETS_DIR="$out/assets"
-fi
-for nb in "${nbs[@]}"; do
-  start=$(date +%s)
-  if [ "$mode" = check ]; then
-    jupyter nbconvert --log-level=WARN --to notebook --execute --ExecutePreprocessor.kernel_name="$PCAM_KERNEL" \
-      --ExecutePreprocessor.timeout=3600 --ExecutePreprocessor.record_timing=False --output-dir "$out" "$nb"
-  else
-    jupyter nbconvert --log-level=WARN --to notebook --execute --ExecutePreprocessor.kernel_name="$PCAM_KERNEL" \
-      --ExecutePreprocessor.timeout=3600 --ExecutePreprocessor.record_timing=False --inplace "$nb"
+  # The re-execution check's own test: a notebook made to fail it (a cell that appends to a
+  # vector of an earlier cell) must fail it, for that reason.
+  mkdir -p "$out/selftest"
+  if .venv/bin/python scripts/nbexec.py --out "$out/selftest" --rerun-cells selftest-2 \
+      tests/notebooks/not_rerunnable.ipynb >"$out/selftest/log" 2>&1; then
+    cat "$out/selftest/log"
+    say "error: the re-execution check passed tests/notebooks/not_rerunnable.ipynb, which it must fail"
+    exit 1
   fi
-  say "$nb executed in $(( $(date +%s) - start ))s"
-done
-
-if [ "$mode" = check ]; then
+  if ! grep -q "selftest-2): other outputs on re-execution" "$out/selftest/log"; then
+    cat "$out/selftest/log"
+    say "error: tests/notebooks/not_rerunnable.ipynb failed the re-execution check, but not for its changed output"
+    exit 1
+  fi
+  say "the re-execution check fails a cell that is not rerunnable (tests/notebooks/not_rerunnable.ipynb)"
+  # Besides the random cells, the cells that had to change to be rerunnable (they write into
+  # fixed folders, reuse a running server or read back run folders) are re-executed always.
+  .venv/bin/python scripts/nbexec.py --out "$out" --rerun "${PCAM_RERUN:-2}" \
+    --rerun-cells "${PCAM_RERUN_CELLS-q1-10,q1-11,q5a-02,q5a-04,q5a-16,q9-11}" "${nbs[@]}"
   .venv/bin/python scripts/nbcheck.py "${nbs[@]/#notebooks/$out}"
+  # a notebook through a real JupyterLab server, compared with its run above
+  server_nb=notebooks/q7_collaboration.ipynb
+  if [ -f "$out/$(basename "$server_nb")" ]; then
+    .venv/bin/python scripts/nbserver_check.py "$server_nb" --expect "$out/$(basename "$server_nb")"
+  fi
   same=()
   here=$(machine)
   if [ "$here" = "$(cat assets/MACHINE 2>/dev/null)" ]; then
@@ -147,8 +234,9 @@ if [ "$mode" = check ]; then
   complete=()
   [ "$#" -gt 1 ] || complete=(--complete)
   target/release/pcam report check-assets --assets assets --fresh "$out/assets" "${same[@]}" "${complete[@]}"
-  say "check passed: ${#nbs[@]} notebooks ran, asserted their claims and reproduced their assets"
+  say "check passed: ${#nbs[@]} notebooks ran, re-ran cells unchanged, asserted their claims and reproduced their assets"
 else
+  .venv/bin/python scripts/nbexec.py --inplace --rerun "${PCAM_RERUN:-0}" "${nbs[@]}"
   .venv/bin/python scripts/nbcheck.py "${nbs[@]}"
   # a full run defines the hardware the assets belong to
   [ "$#" -gt 1 ] || machine > assets/MACHINE
