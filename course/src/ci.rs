@@ -61,9 +61,12 @@ pub fn make_targets(script: &str) -> Vec<String> {
                 })
             });
             if words.next() == Some("make") {
+                // targets end at the first option, assignment or redirection (`9>&-`)
                 out.extend(
                     words
-                        .take_while(|w| !w.starts_with('-') && !w.contains('='))
+                        .take_while(|w| {
+                            !w.starts_with('-') && !w.contains('=') && !w.contains(['<', '>'])
+                        })
                         .map(str::to_string),
                 );
             }
@@ -391,6 +394,10 @@ jobs:
         assert_eq!(
             make_targets("make a b -j2; echo make x\nmake c V=1 && FUZZ_SECONDS=9 make d"),
             ["a", "b", "c", "d"]
+        );
+        assert_eq!(
+            make_targets("make e 9>&-; make f >log 2>&1; make g <in"),
+            ["e", "f", "g"]
         );
     }
 
