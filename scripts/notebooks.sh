@@ -115,8 +115,7 @@ prepare)
   exit 0
   ;;
 lab)
-  say "compiling pcam for the kernel if needed (first time: minutes, see results/notebooks/startup.json)"
-  warm
+  # the port first: a taken one fails before minutes of compiling
   port=${PCAM_LAB_PORT:-8888}
   if ! .venv/bin/python -c 'import socket,sys; socket.socket().bind(("127.0.0.1", int(sys.argv[1])))' "$port" 2>/dev/null; then
     if [ -n "${PCAM_LAB_PORT:-}" ]; then
@@ -126,6 +125,8 @@ lab)
     port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     say "port 8888 is in use: using $port"
   fi
+  say "compiling pcam for the kernel if needed (first time: minutes, see results/notebooks/startup.json)"
+  warm
   token=$(.venv/bin/python -c 'import secrets; print(secrets.token_hex(24))')
   root=()
   [ "$(id -u)" != 0 ] || root=(--allow-root)
