@@ -107,11 +107,15 @@ mkdir -p "$EVCXR_TMPDIR"
 # (the kernel's prelude, notebooks/evcxr/prelude.rs, copies Cargo.lock into EVCXR_TMPDIR at
 # every start, so notebooks build the dependency versions the binary and the tests use)
 warm() { .venv/bin/python scripts/nbexec.py --warm notebooks/q1_reproducibility.ipynb "$@"; }
+# what make notebooks, lab and prepare do before any notebook opens
+prepare_kernel() {
+  say "compiling pcam for the kernel if needed (first time: minutes, see results/notebooks/startup.json)"
+  warm
+}
 
 case "$mode" in
 prepare)
-  say "compiling pcam for the kernel if needed (first time: minutes, see results/notebooks/startup.json)"
-  warm
+  prepare_kernel
   exit 0
   ;;
 lab)
@@ -125,8 +129,7 @@ lab)
     port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     say "port 8888 is in use: using $port"
   fi
-  say "compiling pcam for the kernel if needed (first time: minutes, see results/notebooks/startup.json)"
-  warm
+  prepare_kernel
   token=$(.venv/bin/python -c 'import secrets; print(secrets.token_hex(24))')
   root=()
   [ "$(id -u)" != 0 ] || root=(--allow-root)
@@ -182,8 +185,7 @@ stop_q5a_server() { [ ! -d runs/q5a/mlflow ] || target/release/pcam -q tracking 
 stop_q5a_server
 cleanup+=(stop_q5a_server)
 
-say "compiling pcam for the kernel if needed (first time: minutes, see results/notebooks/startup.json)"
-warm
+prepare_kernel
 
 nbs=(notebooks/q*.ipynb)
 # `scripts/notebooks.sh run notebooks/q7_collaboration.ipynb`: only the notebooks named
